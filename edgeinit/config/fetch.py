@@ -1,0 +1,36 @@
+"""HTTP(S) GET with a bound on waiting and TLS verified. Imported only when a URL is used."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("edgeinit")
+
+
+class FetchError(Exception):
+    """A URL that could not be fetched; the message names it."""
+
+
+def fetch(url: str, *, timeout: float = 30.0, limit: int = 16 * 1024 * 1024) -> bytes:
+    """The body of `url`. Gives up after `timeout` seconds without progress."""
+    import urllib.error
+    import urllib.request
+
+    from edgeinit import __version__
+
+    log.info("fetching %s (gives up after %g s without progress)", url, timeout)
+    request = urllib.request.Request(url, headers={"User-Agent": f"edgeinit/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            body = response.read(limit + 1)
+    except urllib.error.HTTPError as e:
+        raise FetchError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise FetchError(f"cannot fetch {url}: {e.reason}") from None
+    except TimeoutError:
+        raise FetchError(f"cannot fetch {url}: no response within {timeout:g} s") from None
+    except OSError as e:
+        raise FetchError(f"cannot fetch {url}: {e}") from None
+    if len(body) > limit:
+        raise FetchError(f"cannot fetch {url}: larger than {limit} bytes")
+    return body

@@ -1,0 +1,1 @@
+"""Small text formats edgeinit edits in place (env files, INI), as pure functions."""

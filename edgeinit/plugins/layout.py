@@ -1,0 +1,45 @@
+"""`layout`: partitioning (schema only until the yip-parity issue, #7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeinit.plugins.base import Plugin
+from edgeinit.schema.fields import spec
+
+
+@dataclass
+class Device:
+    path: str = spec("", doc="Disk device path.")
+    label: str = spec("", doc="Find the disk by a filesystem label on it.")
+    init_disk: bool = spec(False, doc="Write a new, empty GPT.")
+    disk_name: str = spec("", doc="Name used to derive the disk GUID.")
+
+
+@dataclass
+class Expand:
+    size: int = spec(0, ge=0, doc="New size in MiB of the last partition; 0 = all free space.")
+
+
+@dataclass
+class Partition:
+    fsLabel: str = spec("", doc="Filesystem label.")  # noqa: N815 - yip's spelling
+    pLabel: str = spec("", doc="Partition label.")  # noqa: N815 - yip's spelling
+    size: int = spec(0, ge=0, doc="Size in MiB; 0 = the rest of the disk.")
+    filesystem: str = spec("", doc="ext2/3/4, xfs, btrfs, vfat/fat..., swap, or none.")
+    bootable: bool = spec(False, doc="Mark the partition bootable.")
+
+
+@dataclass
+class Layout:
+    device: Device | None = spec(None, doc="The disk to work on.")
+    expand_partition: Expand | None = spec(None, doc="Grow the last partition.")
+    add_partitions: list[Partition] = spec(factory=list, doc="Partitions to add.")
+
+
+@dataclass
+class Args:
+    layout: Layout | None = spec(None, doc="Disk partitioning.")
+
+
+PLUGIN = Plugin("layout", Args, None, issue="#7")

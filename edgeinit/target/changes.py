@@ -1,0 +1,244 @@
+"""Planned changes: what a plugin wants done, as data.
+
+Plugins only ever return these. The engine prints them for `--dry-run` (recording file
+changes in the root's overlay so that later steps plan against them) and otherwise
+applies them, one at a time, through this module. Each change knows how to describe
+itself without leaking secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from edgeinit.target import exec as exec_
+from edgeinit.target import fs
+from edgeinit.target.root import FileState, TargetRoot
+
+
+class ApplyError(Exception):
+    """A change that could not be made; the message names the path or command."""
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """Replace (or create) a regular file atomically."""
+
+    path: str  # inside the target, for people
+    host_path: str
+    content: bytes
+    mode: int
+    uid: int
+    gid: int
+    old: bytes | None = None  # current content, for the diff
+    old_state: FileState | None = None
+    secret: bool = False  # mask the content in diffs
+
+    def describe(self) -> str:
+        what = "create" if self.old_state is None else "write"
+        return f"{what} {self.path} (mode {self.mode:04o}, owner {self.uid}:{self.gid})"
+
+    def diff(self) -> str:
+        from edgeinit.target.diff import file_diff
+
+        return file_diff(self.path, self.old, self.content, secret=self.secret, mode=self.mode)
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            fs.atomic_write(self.host_path, self.content, self.mode, self.uid, self.gid)
+        except OSError as e:
+            raise ApplyError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        root.record(
+            self.host_path,
+            FileState("file", self.mode, self.uid, self.gid, len(self.content)),
+            self.content,
+        )
+
+
+@dataclass(frozen=True)
+class MakeDir:
+    """Create one directory (the plan lists each missing ancestor, parents first)."""
+
+    path: str
+    host_path: str
+    mode: int
+    uid: int
+    gid: int
+
+    def describe(self) -> str:
+        return f"mkdir {self.path} (mode {self.mode:04o}, owner {self.uid}:{self.gid})"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            fs.make_dir(self.host_path, self.mode, self.uid, self.gid)
+        except FileExistsError:
+            st = root.state(self.host_path)
+            if st is None or st.kind != "dir":
+                raise ApplyError(f"cannot create directory {self.path}: a file is in the way")
+            fs.set_attrs(self.host_path, self.mode, self.uid, self.gid)
+        except OSError as e:
+            raise ApplyError(f"cannot create directory {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        root.record(self.host_path, FileState("dir", self.mode, self.uid, self.gid))
+
+
+@dataclass(frozen=True)
+class SetAttrs:
+    """Change the mode and/or owner of an existing file or directory."""
+
+    path: str
+    host_path: str
+    old: FileState
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.mode is not None:
+            parts.append(f"mode {self.old.mode:04o} -> {self.mode:04o}")
+        if self.uid is not None or self.gid is not None:
+            new_uid = self.old.uid if self.uid is None else self.uid
+            new_gid = self.old.gid if self.gid is None else self.gid
+            parts.append(f"owner {self.old.uid}:{self.old.gid} -> {new_uid}:{new_gid}")
+        return f"set {self.path}: " + ", ".join(parts)
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            fs.set_attrs(self.host_path, self.mode, self.uid, self.gid)
+        except OSError as e:
+            raise ApplyError(f"cannot change {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        old = root.state(self.host_path) or self.old
+        new = FileState(
+            old.kind,
+            old.mode if self.mode is None else self.mode,
+            old.uid if self.uid is None else self.uid,
+            old.gid if self.gid is None else self.gid,
+            old.size,
+        )
+        data = root.read_bytes(self.host_path) if old.kind == "file" else None
+        root.record(self.host_path, new, data)
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run a shell command in the target (chrooted when the root is not `/`)."""
+
+    command: str
+    label: str = ""  # what to show instead of the command, when it carries a secret
+    timeout: float | None = None
+
+    def describe(self) -> str:
+        return f"run: {self.label or self.command}"
+
+    def diff(self) -> str:
+        return ""
+
+    def run(self, root: TargetRoot) -> exec_.CommandResult:
+        return exec_.run_shell(root.path, self.command, self.timeout)
+
+    def record(self, root: TargetRoot) -> None:
+        """Commands are not run in a dry run; nothing to remember."""
+
+
+@dataclass(frozen=True)
+class SetKernelHostname:
+    """sethostname(2) on the running system."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"set the kernel hostname to {self.name}"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        import socket
+
+        try:
+            socket.sethostname(self.name)
+        except OSError as e:
+            raise ApplyError(f"cannot set the kernel hostname: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        """Nothing in the target's files changes."""
+
+
+@dataclass(frozen=True)
+class WriteKernelParam:
+    """Write a sysctl value to /proc/sys on the running system (not atomic: procfs)."""
+
+    key: str
+    value: str
+    proc_path: str
+    old: str | None = None
+
+    def describe(self) -> str:
+        was = "" if self.old is None else f" (was {self.old})"
+        return f"sysctl {self.key} = {self.value}{was}"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            fd = os.open(self.proc_path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, self.value.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise ApplyError(f"cannot set sysctl {self.key}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        """Kernel state is not part of the overlay."""
+
+
+@dataclass(frozen=True)
+class LoadModule:
+    """Load a kernel module with modprobe on the running system."""
+
+    name: str
+    params: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        return "modprobe " + " ".join((self.name, *self.params))
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        import subprocess
+
+        try:
+            proc = subprocess.run(
+                ["modprobe", self.name, *self.params],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=exec_.command_timeout(),
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            raise ApplyError(f"cannot load module {self.name}: {e}") from e
+        if proc.returncode != 0:
+            msg = (proc.stderr or proc.stdout).strip()
+            raise ApplyError(f"cannot load module {self.name}: {msg or proc.returncode}")
+
+    def record(self, root: TargetRoot) -> None:
+        """Kernel state is not part of the overlay."""
+
+
+Change = WriteFile | MakeDir | SetAttrs | RunCommand | SetKernelHostname | WriteKernelParam | LoadModule

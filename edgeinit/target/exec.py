@@ -1,0 +1,77 @@
+"""Commands in the target: `sh -c`, chrooted when the root is not `/`, always bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 900.0  # seconds; EDGEINIT_COMMAND_TIMEOUT overrides
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    returncode: int
+    output: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def command_timeout() -> float:
+    raw = os.environ.get("EDGEINIT_COMMAND_TIMEOUT", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def run_shell(root: str, command: str, timeout: float | None = None) -> CommandResult:
+    """Run `command` with /bin/sh inside `root`, output (stdout+stderr) captured."""
+    import subprocess  # the run path pays for it only when a step runs something
+
+    timeout = command_timeout() if timeout is None else timeout
+    env = dict(os.environ)
+    env.setdefault("PATH", SAFE_PATH)
+    preexec = None
+    if os.path.realpath(root) != "/":
+        if not os.path.exists(os.path.join(root, "bin/sh")):
+            return CommandResult(127, f"no /bin/sh in the root {root}")
+
+        def preexec() -> None:  # runs in the child, before exec
+            os.chroot(root)
+            os.chdir("/")
+
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        return CommandResult(126, f"cannot start /bin/sh: {e}")
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        out, _ = proc.communicate()
+        text = out.decode("utf-8", "replace") if out else ""
+        return CommandResult(-1, text + f"\n(killed after {timeout:g} s)", timed_out=True)
+    text = out.decode("utf-8", "replace") if out else ""
+    return CommandResult(proc.returncode, text)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

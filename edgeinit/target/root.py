@@ -1,0 +1,155 @@
+"""Paths of the target system, confined to its root.
+
+Every path a config names (files, directories, /etc/passwd, env files, unit
+directories, homes) is a path *inside* the target. `TargetRoot.resolve` turns it
+into a host path the way the kernel would inside `chroot ROOT`: `..` stops at the
+root and absolute symlinks restart at the root, so nothing resolves outside it.
+A config path whose own `..` components climb above `/` is refused outright: that is
+a mistake (or an attack) in the config, not something to repair silently.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from dataclasses import dataclass
+
+MAX_SYMLINKS = 40
+
+
+class PathError(Exception):
+    """A config path that cannot be used inside the root."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What a path holds, as far as planning cares."""
+
+    kind: str  # "file", "dir", "link" or "other"
+    mode: int  # permission bits only (S_IMODE)
+    uid: int
+    gid: int
+    size: int = 0
+
+
+_PENDING_DELETED = object()
+
+
+class TargetRoot:
+    """The target system's root directory and its path rules.
+
+    In dry-run mode the root keeps an overlay of planned writes, so that a later
+    step plans against what an earlier step would have written.
+    """
+
+    def __init__(self, path: str = "/", *, dry_run: bool = False) -> None:
+        self.path = os.path.realpath(path or "/")
+        self.is_live = self.path == "/"
+        self.dry_run = dry_run
+        self._overlay: dict[str, tuple[FileState, bytes | None]] = {}
+
+    # -- resolution -----------------------------------------------------------------
+
+    def resolve(self, path: str, *, follow: bool = True) -> str:
+        """Host path of `path` (a path inside the target).
+
+        `follow=False` leaves a final symlink unresolved (for lstat-like checks).
+        """
+        check_config_path(path)
+        todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = os.path.join(self.path, *done, part)
+            if (follow or todo) and os.path.islink(candidate):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise PathError(f"too many levels of symbolic links in '{path}'")
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    done = []
+                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                continue
+            done.append(part)
+        return os.path.join(self.path, *done)
+
+    def display(self, host_path: str) -> str:
+        """The target path a host path stands for (for messages and reports)."""
+        if self.is_live:
+            return host_path
+        rel = os.path.relpath(host_path, self.path)
+        return "/" if rel == "." else "/" + rel
+
+    # -- reading (overlay-aware) -----------------------------------------------------
+
+    def state(self, host_path: str) -> FileState | None:
+        """State of a resolved host path, or None when nothing is there."""
+        pending = self._overlay.get(host_path)
+        if pending is not None:
+            st, _ = pending
+            return None if st is _PENDING_DELETED else st
+        try:
+            st = os.lstat(host_path)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        fmt = stat_mod.S_IFMT(st.st_mode)
+        kind = {
+            stat_mod.S_IFREG: "file",
+            stat_mod.S_IFDIR: "dir",
+            stat_mod.S_IFLNK: "link",
+        }.get(fmt, "other")
+        return FileState(kind, stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size)
+
+    def read_bytes(self, host_path: str) -> bytes | None:
+        """Content of a regular file, or None when it does not exist."""
+        pending = self._overlay.get(host_path)
+        if pending is not None:
+            st, data = pending
+            if st is _PENDING_DELETED:
+                return None
+            if st.kind != "file":
+                raise IsADirectoryError(host_path)
+            return data
+        try:
+            with open(host_path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def read_text(self, path: str) -> str | None:
+        """Text of a target file (by target path), None when missing or unreadable."""
+        try:
+            data = self.read_bytes(self.resolve(path))
+        except (OSError, PathError):
+            return None
+        return None if data is None else data.decode("utf-8", "replace")
+
+    # -- dry-run overlay ------------------------------------------------------------
+
+    def record(self, host_path: str, state: FileState, data: bytes | None = None) -> None:
+        """Remember a planned write (dry-run only)."""
+        self._overlay[host_path] = (state, data)
+
+
+def check_config_path(path: str) -> None:
+    """Refuse config paths that are empty, relative, or climb above the root."""
+    if not isinstance(path, str) or not path:
+        raise PathError("empty path")
+    if "\0" in path:
+        raise PathError(f"path {path!r} contains a NUL byte")
+    if not path.startswith("/"):
+        raise PathError(f"path '{path}' is not absolute")
+    depth = 0
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise PathError(f"path '{path}' climbs above the root")
