@@ -41,7 +41,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     run.add_argument("--root", default="/", help="the target system's root (default /)")
     run.add_argument("--cmdline", metavar="FILE",
                      help="kernel command line to read (default /proc/cmdline)")
-    run.add_argument("--dry-run", action="store_true", help="change nothing; show what would change")
+    run.add_argument("--dry-run", action="store_true",
+                     help="change nothing; show what would change")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.add_argument("sources", nargs="*", metavar="SOURCE",
                      help="file, directory, - or http(s) URL (default: /system/oem /oem "

@@ -220,7 +220,8 @@ def _users(doc: dict[str, Any], out: Converted) -> None:
                     if field == "groups" and isinstance(value, str):
                         value = [g.strip() for g in value.split(",") if g.strip()]
                     if field not in USER_KEYS:
-                        out.problems.append(unsupported_key(("users", i), field, "cloud-init user key"))
+                        out.problems.append(
+                            unsupported_key(("users", i), field, "cloud-init user key"))
                         continue
                     user[field] = value
                     out.paths[(*prefix, "users", name, field)] = src

@@ -21,7 +21,7 @@ def fetch(url: str, *, timeout: float = 30.0, limit: int = 16 * 1024 * 1024) -> 
     log.info("fetching %s (gives up after %g s without progress)", url, timeout)
     request = urllib.request.Request(url, headers={"User-Agent": f"edgeinit/{__version__}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(limit + 1)
     except urllib.error.HTTPError as e:
         raise FetchError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None

@@ -119,7 +119,7 @@ def _check_top(doc: Document, *, yip: bool) -> Loaded:
         return Failure(doc.group, doc.origin, "'stages' must be a mapping of stage names to "
                        "lists of steps", line, col)
     for problem in doc.problems:
-        if problem.kind == ERROR and not problem.path[:1] == ("stages",):
+        if problem.kind == ERROR and problem.path[:1] != ("stages",):
             line, col = doc.locate(problem.path, key=problem.at_key)
             return Failure(doc.group, doc.origin, problem.message, line, col)
     return doc
@@ -172,7 +172,9 @@ def load_sources(
     return loaded
 
 
-def _load_spec(group: int, spec: str, root: TargetRoot, stdin: Any, *, in_root: bool) -> list[Loaded]:
+def _load_spec(
+    group: int, spec: str, root: TargetRoot, stdin: Any, *, in_root: bool
+) -> list[Loaded]:
     if spec == "-":
         stream = stdin if stdin is not None else sys.stdin
         try:

@@ -42,7 +42,7 @@ def check(
         rel = facts.os_release()
         names = [rel[k] for k in ("ID", "NAME") if rel.get(k)]
         if not names:
-            return f"only_os: the target's OS name is unknown (no os-release), need '{header.only_os}'"
+            return f"only_os: the target has no os-release, need '{header.only_os}'"
         results = [_search(header.only_os, n) for n in names]
         if None in results:
             return f"only_os: '{header.only_os}' is not a valid regex"

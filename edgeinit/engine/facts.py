@@ -89,7 +89,7 @@ class Facts:
                 for d in ("/sbin", "/bin", "/usr/sbin", "/usr/bin"):
                     try:
                         host = self.root.resolve(f"{d}/{name}")
-                    except Exception:  # noqa: BLE001 - a broken link is just absence
+                    except Exception:
                         continue
                     if os.path.exists(host):
                         found.add("systemd" if name == "systemctl" else "openrc")
@@ -198,8 +198,7 @@ class Facts:
         }[section]
         out: dict[str, Any] = {}
         for key in keys:
-            fname = f"{section}_{key}" if not (section == "product" and key == "uuid") else "product_uuid"
-            out[key] = _read_sys(base + fname)
+            out[key] = _read_sys(f"{base}{section}_{key}")
         return out
 
 

@@ -114,7 +114,8 @@ def running(directory: str | None = None) -> Iterator[None]:
     directory = directory or state_dir()
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        path = os.path.join(directory, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         yield  # no state directory (read-only /run, non-root dry use): nothing to mark
         return

@@ -137,7 +137,7 @@ class Runner:
         ctx = StepContext(self, planned, entry)
         try:
             self._run(planned, entry, ctx)
-        except Exception as e:  # noqa: BLE001 - a bug must not stop the other steps
+        except Exception as e:
             log.debug("internal error", exc_info=True)
             ctx.fail(f"internal error: {type(e).__name__}: {e}")
         if ctx.errors and entry.status != "skipped":

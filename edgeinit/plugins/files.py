@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -100,10 +101,8 @@ def _plan_one(entry: File, ctx: Context) -> list[Change]:
     path = ctx.render(entry.path)
     data = decode(entry.content, entry.encoding)
     if b"{{" in data:
-        try:
+        with contextlib.suppress(UnicodeDecodeError):  # binary content is never templated
             data = ctx.render(data.decode("utf-8")).encode("utf-8")
-        except UnicodeDecodeError:
-            pass  # binary content is never templated
     if entry.permissions is not None:
         hint = decimal_mode_hint(entry.permissions)
         if hint:

@@ -23,8 +23,8 @@ class Expand:
 
 @dataclass
 class Partition:
-    fsLabel: str = spec("", doc="Filesystem label.")  # noqa: N815 - yip's spelling
-    pLabel: str = spec("", doc="Partition label.")  # noqa: N815 - yip's spelling
+    fsLabel: str = spec("", doc="Filesystem label.")
+    pLabel: str = spec("", doc="Partition label.")
     size: int = spec(0, ge=0, doc="Size in MiB; 0 = the rest of the disk.")
     filesystem: str = spec("", doc="ext2/3/4, xfs, btrfs, vfat/fat..., swap, or none.")
     bootable: bool = spec(False, doc="Mark the partition bootable.")

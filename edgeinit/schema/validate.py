@@ -27,18 +27,24 @@ class Finding:
 StepChecker = Callable[[object, Path], list[Problem]]
 
 
+def unsupported_problems(raw: object, path: Path) -> list[Problem]:
+    """Keys yip knows whose plugin edgeinit does not implement yet."""
+    if not isinstance(raw, dict):
+        return []
+    out = []
+    for key in raw:
+        owner = plugins.KEY_OWNER.get(key)
+        if owner is not None and plugins.load(owner).plan is None:
+            issue = plugins.load(owner).issue
+            note = f" (tracked in {issue})" if issue else ""
+            out.append(Problem((*path, key), f"key '{key}' is not supported by edgeinit yet"
+                               + note, UNSUPPORTED, at_key=True))
+    return out
+
+
 def lean_step_problems(raw: object, path: Path) -> list[Problem]:
     """A step's problems as the run path sees them (plus unimplemented keys)."""
-    step = build_step(raw, path)
-    problems = list(step.problems)
-    if isinstance(raw, dict):
-        for plugin, _ in step.plugins:
-            if plugin.plan is None:
-                for key in plugins.REGISTRY_KEYS[plugin.name]:
-                    if key in raw:
-                        problems.append(Problem((*path, key), f"key '{key}' is not supported by "
-                                                f"edgeinit yet", UNSUPPORTED, at_key=True))
-    return problems
+    return build_step(raw, path).problems + unsupported_problems(raw, path)
 
 
 def document_problems(doc: Document, check_step: StepChecker = lean_step_problems

@@ -79,7 +79,8 @@ class MakeDir:
         except FileExistsError:
             st = root.state(self.host_path)
             if st is None or st.kind != "dir":
-                raise ApplyError(f"cannot create directory {self.path}: a file is in the way")
+                raise ApplyError(
+                    f"cannot create directory {self.path}: a file is in the way") from None
             fs.set_attrs(self.host_path, self.mode, self.uid, self.gid)
         except OSError as e:
             raise ApplyError(f"cannot create directory {self.path}: {e.strerror or e}") from e
@@ -241,4 +242,6 @@ class LoadModule:
         """Kernel state is not part of the overlay."""
 
 
-Change = WriteFile | MakeDir | SetAttrs | RunCommand | SetKernelHostname | WriteKernelParam | LoadModule
+Change = (
+    WriteFile | MakeDir | SetAttrs | RunCommand | SetKernelHostname | WriteKernelParam | LoadModule
+)

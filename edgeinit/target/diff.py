@@ -54,7 +54,8 @@ def file_diff(
     old_text = _as_text(old)
     new_text = _as_text(new)
     if old_text is None or new_text is None:
-        return f"--- {path}\n+++ {path}\n@@ binary content: {len(old or b'')} -> {len(new)} bytes @@\n"
+        size = f"{len(old or b'')} -> {len(new)} bytes"
+        return f"--- {path}\n+++ {path}\n@@ binary content: {size} @@\n"
     import difflib
 
     lines = difflib.unified_diff(

@@ -36,9 +36,9 @@ def uid_of(root: TargetRoot, user: str) -> int:
 def primary_gid_of(root: TargetRoot, user: str) -> int:
     """Primary gid of `user` (a name, or a uid given as text)."""
     for row in _table(root, "/etc/passwd"):
-        if len(row) >= 4 and (row[0] == user or (user.isdigit() and row[2] == user)):
-            if row[3].isdigit():
-                return int(row[3])
+        named = row[0] == user or (user.isdigit() and len(row) >= 3 and row[2] == user)
+        if named and len(row) >= 4 and row[3].isdigit():
+            return int(row[3])
     if user.isdigit():
         return int(user)
     raise LookupError_(f"user '{user}' not found in the target's /etc/passwd")
