@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger("edgeinit")
+
+
+MAX_TIMEOUT = 30.0  # SPEC 8: a fetch gives up after at most 30 s without progress
 
 
 class FetchError(Exception):
     """A URL that could not be fetched; the message names it."""
 
 
-def fetch(url: str, *, timeout: float = 30.0, limit: int = 16 * 1024 * 1024) -> bytes:
+def fetch_timeout(default: float = MAX_TIMEOUT) -> float:
+    """Seconds without progress before a fetch gives up: EDGEINIT_FETCH_TIMEOUT, max 30."""
+    try:
+        value = float(os.environ.get("EDGEINIT_FETCH_TIMEOUT", default))
+    except ValueError:
+        value = default
+    return min(value, MAX_TIMEOUT) if value > 0 else default
+
+
+def fetch(url: str, *, timeout: float | None = None, limit: int = 16 * 1024 * 1024) -> bytes:
     """The body of `url`. Gives up after `timeout` seconds without progress."""
+    timeout = fetch_timeout() if timeout is None else timeout
     import urllib.error
     import urllib.request
 

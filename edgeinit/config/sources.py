@@ -24,7 +24,6 @@ from edgeinit.schema.problems import ERROR, Path, Problem
 from edgeinit.target.root import PathError, TargetRoot
 
 DEFAULT_DIRS = ("/system/oem", "/oem", "/usr/local/oem")
-URL_TIMEOUT = 30.0  # seconds without progress before a fetch gives up
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
@@ -264,7 +263,7 @@ def _load_url(group: int, url: str) -> Loaded:
     from edgeinit.config.fetch import FetchError, fetch
 
     try:
-        body = fetch(url, timeout=URL_TIMEOUT, limit=MAX_CONFIG_BYTES)
+        body = fetch(url, limit=MAX_CONFIG_BYTES)
     except FetchError as e:
         return Failure(group, url, str(e))
     try:
