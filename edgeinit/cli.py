@@ -6,72 +6,94 @@ schema export, and `edgeinit --version` pays for nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
+
+from edgeinit.args import Command, Option, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+COMMANDS = {
+    "run": Command(
+        "run", "Run a stage: STAGE.before, STAGE, STAGE.after.",
+        [
+            Option("--stage", "-s", value="STAGE", required=True,
+                   help="stage to run, e.g. initramfs, boot, network"),
+            Option("--root", value="DIR", default="/", help="the target system's root (default /)"),
+            Option("--cmdline", value="FILE",
+                   help="kernel command line to read (default /proc/cmdline)"),
+            Option("--dry-run", help="change nothing; show what would change"),
+            Option("--json", help="print the run report as JSON"),
+        ],
+        sources="file, directory, - or http(s) URL "
+                "(default: /system/oem /oem /usr/local/oem under the root)",
+    ),
+    "validate": Command("validate", "Check config files without running anything.",
+                        sources="file, directory, - or http(s) URL "
+                                "(default: /system/oem /oem /usr/local/oem)"),
+    "schema": Command("schema", "Print the JSON Schema (draft 2020-12) of a config file."),
+    "status": Command(
+        "status", "Show the last report of each stage.",
+        [
+            Option("--json", help="print the reports as JSON"),
+            Option("--wait", help="first wait until no run is in progress"),
+            Option("--timeout", value="SECONDS", convert=float, default=900.0,
+                   help="give up waiting after this long (default 900)"),
+        ],
+    ),
+}
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2, as SPEC wants; say why first
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+TOP_HELP = """usage: edgeinit [--version] COMMAND [OPTIONS] [SOURCE ...]
 
+Apply yip / Elemental / cloud-config stages to this node.
 
-def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The top-level parser and one parser per command.
+commands:
+  run        run a stage (STAGE.before, STAGE, STAGE.after)
+  validate   check config files without running anything
+  schema     print the JSON Schema of a config file
+  status     show the last report of each stage
 
-    Each command's options may come before or after its sources (SPEC section 1), which
-    argparse only allows for a parser without sub-commands, hence the two levels.
-    """
-    from edgeinit import __version__
-
-    top = _Parser(prog="edgeinit", description="Apply yip / cloud-config stages to this node.",
-                  epilog="commands: run, validate, schema, status; "
-                         "`edgeinit COMMAND --help` for each")
-    top.add_argument("--version", action="version", version=f"edgeinit {__version__}")
-    top.add_argument("command", choices=("run", "validate", "schema", "status"),
-                     metavar="COMMAND")
-    top.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    run = _Parser(prog="edgeinit run", description="Run a stage: STAGE.before, STAGE, STAGE.after.")
-    run.add_argument("--stage", "-s", required=True, help="stage to run, e.g. boot")
-    run.add_argument("--root", default="/", help="the target system's root (default /)")
-    run.add_argument("--cmdline", metavar="FILE",
-                     help="kernel command line to read (default /proc/cmdline)")
-    run.add_argument("--dry-run", action="store_true",
-                     help="change nothing; show what would change")
-    run.add_argument("--json", action="store_true", help="print the run report as JSON")
-    run.add_argument("sources", nargs="*", metavar="SOURCE",
-                     help="file, directory, - or http(s) URL (default: /system/oem /oem "
-                          "/usr/local/oem under the root)")
-
-    validate = _Parser(prog="edgeinit validate", description="Check config files; run nothing.")
-    validate.add_argument("sources", nargs="*", metavar="SOURCE")
-
-    schema = _Parser(prog="edgeinit schema", description="Print the JSON Schema of a config file.")
-
-    status = _Parser(prog="edgeinit status", description="The last report of each stage.")
-    status.add_argument("--json", action="store_true", help="print the reports as JSON")
-    status.add_argument("--wait", action="store_true", help="wait until no run is in progress")
-    status.add_argument("--timeout", type=float, default=900.0,
-                        help="give up waiting after this many seconds (default 900)")
-    return top, {"run": run, "validate": validate, "schema": schema, "status": status}
+`edgeinit COMMAND --help` describes each command.
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    top, commands = build_parsers()
-    first = top.parse_args(argv)
-    args = commands[first.command].parse_intermixed_args(first.args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        sys.stderr.write(TOP_HELP)
+        print("edgeinit: error: a command is required", file=sys.stderr)
+        return EXIT_USAGE
+    if argv[0] in ("-h", "--help"):
+        sys.stdout.write(TOP_HELP)
+        return EXIT_OK
+    if argv[0] == "--version":
+        from edgeinit import __version__
+
+        print(f"edgeinit {__version__}")
+        return EXIT_OK
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        sys.stderr.write(TOP_HELP)
+        print(f"edgeinit: error: unknown command '{argv[0]}'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        values = command.parse(argv[1:])
+    except UsageError as e:
+        print(command.usage(), file=sys.stderr)
+        print(f"edgeinit {command.name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if values.get("help"):
+        sys.stdout.write(command.help())
+        return EXIT_OK
     from edgeinit import log
 
     log.setup()
     handler = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema,
-               "status": cmd_status}[first.command]
+               "status": cmd_status}[command.name]
     try:
-        return handler(args)
+        return handler(SimpleNamespace(**values))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -94,7 +116,7 @@ def _valid_stage(stage: str) -> bool:
     return bool(stage) and "/" not in stage and not stage.startswith(".") and "\0" not in stage
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: SimpleNamespace) -> int:
     if not _valid_stage(args.stage):
         print(f"edgeinit: invalid stage name '{args.stage}'", file=sys.stderr)
         return EXIT_USAGE
@@ -115,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def cmd_validate(args: SimpleNamespace) -> int:
     from edgeinit.config.sources import load_sources
     from edgeinit.schema.validate import findings
     from edgeinit.target.root import TargetRoot
@@ -129,7 +151,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if found else EXIT_OK
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
+def cmd_schema(args: SimpleNamespace) -> int:
     import json
 
     from edgeinit.schema.pydantic_models import json_schema
@@ -138,7 +160,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: SimpleNamespace) -> int:
     import json
 
     from edgeinit.engine import report as report_mod

@@ -1,39 +1,68 @@
-"""Logging to standard error (the journal, under systemd), level from EDGEINIT_LOG_LEVEL."""
+"""Log lines to standard error (the journal, under systemd), level from EDGEINIT_LOG_LEVEL.
+
+Deliberately not the `logging` package: importing it (with traceback, string,
+threading and weakref behind it) costs more than several of a boot stage's steps,
+and edgeinit needs one handler, one format and four levels. Messages use %-style
+arguments, like logging's, so they are only formatted when shown.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+from typing import Any
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
-
-log = logging.getLogger("edgeinit")
-
-
-class _Format(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
-        if record.levelno >= logging.WARNING:
-            text = f"{record.levelname.lower()}: {text}"
-        return text
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
+_PREFIX = {DEBUG: "debug: ", INFO: "", WARNING: "warning: ", ERROR: "error: "}
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (tests swap it)."""
+class Log:
+    """A minimal leveled logger writing to whatever sys.stderr is at the time."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
+    def __init__(self) -> None:
+        self.level = INFO
+
+    def setup(self) -> None:
+        name = os.environ.get("EDGEINIT_LOG_LEVEL", "info").strip().lower()
+        self.level = LEVELS.get(name, INFO)
+
+    def enabled(self, level: int) -> bool:
+        return level >= self.level
+
+    def _emit(self, level: int, message: str, args: tuple[Any, ...]) -> None:
+        if level < self.level:
+            return
+        text = message % args if args else message
+        try:
+            sys.stderr.write(_PREFIX[level] + text + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed or broken stderr must not fail a stage
+            pass
+
+    def debug(self, message: str, *args: Any) -> None:
+        self._emit(DEBUG, message, args)
+
+    def info(self, message: str, *args: Any) -> None:
+        self._emit(INFO, message, args)
+
+    def warning(self, message: str, *args: Any) -> None:
+        self._emit(WARNING, message, args)
+
+    def error(self, message: str, *args: Any) -> None:
+        self._emit(ERROR, message, args)
+
+    def exception(self, message: str, *args: Any) -> None:
+        """An error with the current exception's traceback at debug level."""
+        self._emit(ERROR, message, args)
+        if self.level <= DEBUG:
+            import traceback
+
+            self._emit(DEBUG, "%s", (traceback.format_exc().rstrip(),))
+
+
+log = Log()
 
 
 def setup() -> None:
-    """Send edgeinit's log to stderr once; repeated calls only adjust the level."""
-    level = LEVELS.get(os.environ.get("EDGEINIT_LOG_LEVEL", "info").strip().lower(), logging.INFO)
-    log.setLevel(level)
-    if not log.handlers:
-        handler = _Stderr(sys.stderr)
-        handler.setFormatter(_Format())
-        log.addHandler(handler)
-        log.propagate = False
+    log.setup()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
-log = logging.getLogger("edgeinit")
-
+from edgeinit.log import log
 
 MAX_TIMEOUT = 30.0  # SPEC 8: a fetch gives up after at most 30 s without progress
 

@@ -16,10 +16,10 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from edgeinit.config import cloudconfig, yamlload
+from edgeinit.model import Record, spec
 from edgeinit.schema.problems import ERROR, Path, Problem
 from edgeinit.target.root import PathError, TargetRoot
 
@@ -27,8 +27,7 @@ DEFAULT_DIRS = ("/system/oem", "/oem", "/usr/local/oem")
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
-@dataclass
-class Document:
+class Document(Record):
     """One loaded config file, in yip's shape: {"name": ..., "stages": {...}}."""
 
     group: int  # index of the SOURCE argument it came from (after: stays within one)
@@ -36,8 +35,8 @@ class Document:
     data: dict[str, Any]
     text: str | None = None  # for line numbers; None when there is no text (cmdline)
     cloud_config: cloudconfig.Converted | None = None
-    problems: list[Problem] = field(default_factory=list)  # paths in `data`'s space
-    _tree: Any = field(default=None, repr=False)  # composed YAML nodes, built on demand
+    problems: list[Problem] = spec(factory=list)  # paths in `data`'s space
+    tree: Any = None  # composed YAML nodes, built on demand (for line numbers)
 
     @property
     def name(self) -> str:
@@ -51,17 +50,16 @@ class Document:
             return (0, 0)
         if self.cloud_config is not None:
             path = self.cloud_config.original(path)
-        if self._tree is None:
-            self._tree = yamlload.compose(self.text)
-        return yamlload.locate_in(self._tree, path, key=key)
+        if self.tree is None:
+            self.tree = yamlload.compose(self.text)
+        return yamlload.locate_in(self.tree, path, key=key)
 
     def where(self, path: Path, *, key: bool = False) -> str:
         line, col = self.locate(path, key=key)
         return f"{self.origin}:{line}:{col}" if line else self.origin
 
 
-@dataclass
-class Failure:
+class Failure(Record):
     """A source (or one file of it) that could not be loaded."""
 
     group: int

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -38,19 +37,33 @@ TextLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[str, Any]:
-    """Mappings keep insertion order; a key repeated in one mapping is an error (as yaml.v3)."""
-    loader.flatten_mapping(node)
-    out: dict[str, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            key = "" if key is None else str(key)
-        if key in out:
+    """Mappings keep insertion order; a key repeated in one mapping is an error (as yaml.v3).
+
+    Keys brought in by a `<<` merge are not repeats: the mapping's own keys override
+    them, as in yaml.v3.
+    """
+    own: set[str] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = _key(loader, key_node)
+        if key in own:
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping key '{key}' already defined", key_node.start_mark
             )
-        out[key] = loader.construct_object(value_node, deep=True)
+        own.add(key)
+    loader.flatten_mapping(node)
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        out[_key(loader, key_node)] = loader.construct_object(value_node, deep=True)
     return out
+
+
+def _key(loader: Any, key_node: yaml.Node) -> str:
+    key = loader.construct_object(key_node, deep=True)
+    if not isinstance(key, str):
+        key = "" if key is None else str(key)
+    return key
 
 
 TextLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
@@ -58,13 +71,14 @@ for _tag in ("int", "float", "bool", "timestamp", "binary"):
     TextLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", TextLoader.construct_yaml_str)
 
 
-@dataclass(frozen=True, slots=True)
 class YamlError(Exception):
     """A document that is not valid YAML; line and column are 1-based (0 if unknown)."""
 
-    message: str
-    line: int = 0
-    column: int = 0
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
 
     def __str__(self) -> str:
         where = f"line {self.line}, column {self.column}: " if self.line else ""

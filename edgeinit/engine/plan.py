@@ -8,10 +8,10 @@ and the same SOURCE argument. Everything is one total order: nothing runs in par
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from edgeinit.config.sources import Document, Failure, Loaded
+from edgeinit.model import Record, spec
 from edgeinit.schema.problems import Problem
 from edgeinit.schema.step import Step, build_step
 
@@ -20,8 +20,7 @@ def sub_stages(stage: str) -> tuple[str, str, str]:
     return (f"{stage}.before", stage, f"{stage}.after")
 
 
-@dataclass
-class Planned:
+class Planned(Record):
     """One step of one document, placed in the run order."""
 
     stage: str  # the sub-stage
@@ -44,8 +43,7 @@ class Planned:
         return ("stages", self.stage, self.index)
 
 
-@dataclass
-class SourceFailed:
+class SourceFailed(Record):
     """A source (or a stage of it) that could not be loaded; reported once."""
 
     stage: str
@@ -55,10 +53,9 @@ class SourceFailed:
 Item = Planned | SourceFailed
 
 
-@dataclass
-class StagePlan:
+class StagePlan(Record):
     stage: str
-    items: list[Item] = field(default_factory=list)
+    items: list[Item] = spec(factory=list)
 
 
 def plan(loaded: list[Loaded], stage: str) -> StagePlan:

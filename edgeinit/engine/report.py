@@ -8,8 +8,9 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from edgeinit.model import Record, spec
 
 LOCK_NAME = ".running.lock"
 
@@ -22,8 +23,7 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@dataclass
-class StepEntry:
+class StepEntry(Record):
     stage: str
     source: str
     name: str | None
@@ -31,9 +31,9 @@ class StepEntry:
     changed: bool = False
     reason: str | None = None
     error: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = spec(factory=list)
     duration_s: float = 0.0
-    changes: list[str] = field(default_factory=list)  # what was (or would be) done
+    changes: list[str] = spec(factory=list)  # what was (or would be) done
     diff: str = ""  # dry-run only
 
     def to_dict(self, dry_run: bool) -> dict[str, Any]:
@@ -48,14 +48,13 @@ class StepEntry:
         return out
 
 
-@dataclass
-class Report:
+class Report(Record):
     stage: str
     root: str
     dry_run: bool
-    started: str = field(default_factory=utc_now)
+    started: str = spec(factory=utc_now)
     duration_s: float = 0.0
-    steps: list[StepEntry] = field(default_factory=list)
+    steps: list[StepEntry] = spec(factory=list)
 
     @property
     def ok(self) -> bool:

@@ -138,8 +138,8 @@ class Runner:
         try:
             self._run(planned, entry, ctx)
         except Exception as e:
-            log.debug("internal error", exc_info=True)
-            ctx.fail(f"internal error: {type(e).__name__}: {e}")
+            log.exception("%s: internal error: %s: %s", ctx.who, type(e).__name__, e)
+            ctx.errors.append(f"internal error: {type(e).__name__}: {e}")
         if ctx.errors and entry.status != "skipped":
             entry.status = "failed"
             entry.error = "; ".join(ctx.errors)

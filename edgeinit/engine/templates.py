@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 _EXPR = re.compile(r"\{\{(-)?(.*?)(-)?\}\}", re.S)
@@ -20,18 +19,6 @@ _TRUNC_PREFIX = re.compile(r"^trunc\s+(-?\d+)\s+(\S+)$")
 _TRUNC_PIPE = re.compile(r"^(\S+)\s*\|\s*trunc\s+(-?\d+)$")
 
 HOSTNAME_RANDOM_FIELDS = {"UUID", "Random"}
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """One understood expression: where it is, what it names, how it is truncated."""
-
-    start: int
-    end: int
-    field: str  # "Values.node.hostname", "MachineID", ...
-    trunc: int | None
-    trim_left: bool
-    trim_right: bool
 
 
 class NotUnderstood(Exception):

@@ -66,7 +66,8 @@ def format_line(key: str, value: str) -> str:
 def merge(old: str | None, values: dict[str, str]) -> str:
     """`old` with `values` set: changed lines replaced in place, new keys appended sorted."""
     if not old or not old.strip():
-        return "".join(format_line(k, values[k]) + "\n" for k in sorted(values))
+        # godotenv.Marshal sorts the formatted lines (so `A1=1` comes before `A="x"`)
+        return "".join(line + "\n" for line in sorted(format_line(k, v) for k, v in values.items()))
     lines = old.splitlines()
     current = {}
     for i, line in enumerate(lines):

@@ -7,8 +7,7 @@ the plugins it runs.
 
 from __future__ import annotations
 
-import importlib
-from functools import cache
+import sys
 
 from edgeinit.plugins.base import Plugin
 
@@ -43,13 +42,22 @@ REGISTRY_KEYS: dict[str, tuple[str, ...]] = {name: keys for name, _, keys in REG
 PLUGIN_KEYS: tuple[str, ...] = tuple(KEY_OWNER)
 
 
-@cache
+_LOADED: dict[str, Plugin] = {}
+
+
 def load(name: str) -> Plugin:
     """The plugin called `name` (imports its module on first use)."""
+    plugin = _LOADED.get(name)
+    if plugin is not None:
+        return plugin
     for plugin_name, module, _ in REGISTRY:
         if plugin_name == name:
-            mod = importlib.import_module(f"edgeinit.plugins.{module}")
-            return getattr(mod, "PLUGINS", {}).get(name) or mod.PLUGIN
+            qualified = f"edgeinit.plugins.{module}"
+            __import__(qualified)
+            mod = sys.modules[qualified]
+            plugin = getattr(mod, "PLUGINS", {}).get(name) or mod.PLUGIN
+            _LOADED[name] = plugin
+            return plugin
     raise KeyError(name)
 
 

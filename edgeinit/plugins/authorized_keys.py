@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Args:
+class Args(Record):
     authorized_keys: dict[str, list[str]] = spec(
         factory=dict, doc="user -> keys; a key may be github:NAME or gitlab:NAME.")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from edgeinit.target.changes import Change
-from edgeinit.target.root import TargetRoot
+from edgeinit.model import Record
+
+if TYPE_CHECKING:
+    from edgeinit.target.changes import Change
+    from edgeinit.target.root import TargetRoot
 
 
 class Context(Protocol):
@@ -29,14 +31,13 @@ class Context(Protocol):
         """An error of this step; the plugin goes on with its other entries."""
 
 
-Plan = Callable[[Any, Context], Iterable[Change]]
+Plan = Callable[[Any, Context], Iterable["Change"]]
 
 
-@dataclass(frozen=True)
-class Plugin:
+class Plugin(Record):
     """One step key's behaviour.
 
-    `args` is the dataclass whose fields are the step keys the plugin reads (most read
+    `args` is the record whose fields are the step keys the plugin reads (most read
     one: `files`; environment reads `environment` and `environment_file`). `plan` yields
     changes one at a time; the engine applies each before asking for the next, so a
     plan always sees the effect of what it yielded before. `plan` None means the key is

@@ -7,15 +7,13 @@ remaining commands still run (as in yip). In a dry run nothing is run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change, RunCommand
 
 
-@dataclass
-class Args:
+class Args(Record):
     commands: list[str] = spec(factory=list, doc="Shell commands, run in order with /bin/sh -c.")
 
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class DataSource:
+class DataSource(Record):
     providers: list[str] = spec(factory=list, doc="Providers to try, in order.")
     path: str = spec("", doc="Where to write the user-data (default /run/config).")
     userdata_name: str = spec("", doc="File name for the user-data (default userdata.yaml).")
 
 
-@dataclass
-class Args:
+class Args(Record):
     datasource: DataSource | None = spec(None, doc="Where to look for user-data.")
 
 

@@ -8,25 +8,22 @@ directory gets the mode and owner the entry names, and keeps what it does not na
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin, PluginError
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import DEFAULT_DIR_MODE, plan_attrs, plan_dirs
 from edgeinit.target.root import PathError
 
 
-@dataclass
-class Directory:
+class Directory(Record):
     path: str = spec("", doc="Directory to make (inside the root).")
     permissions: int | None = spec(None, ge=0, le=0o7777, doc="Mode (0755 when unset).")
     owner: int | None = spec(None, ge=0, doc="Owner uid.")
     group: int | None = spec(None, ge=0, doc="Group gid.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     directories: list[Directory] = spec(factory=list, doc="Directories to make.")
 
 

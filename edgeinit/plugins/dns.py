@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import plan_write
 
 
-@dataclass
-class DNS:
+class DNS(Record):
     nameservers: list[str] = spec(factory=list, doc="Name server addresses.")
     search: list[str] = spec(factory=list, doc="Search domains.")
     options: list[str] = spec(factory=list, doc="resolv.conf options.")
     path: str = spec("", doc="File to write (default /etc/resolv.conf).")
 
 
-@dataclass
-class Args:
+class Args(Record):
     dns: DNS | None = spec(None, doc="Resolver configuration.")
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Download:
+class Download(Record):
     path: str = spec("", doc="Destination; a path ending in / takes the name from the URL.")
     url: str = spec("", doc="HTTP(S) URL to fetch.")
     permissions: int | None = spec(None, ge=0, le=0o7777, doc="File mode (0644 when unset).")
@@ -19,8 +16,7 @@ class Download:
     timeout: int = spec(0, ge=0, doc="Seconds; 0 means the default bound.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     downloads: list[Download] = spec(factory=list, doc="Files to download.")
 
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Entity:
+class Entity(Record):
     path: str = spec("", doc="File to edit; default by kind (/etc/passwd, /etc/group, ...).")
     entity: str = spec("", secret=True,
                        doc="YAML text with `kind:` user, group, shadow or gshadow and its fields.")
 
 
-@dataclass
-class EnsureArgs:
+class EnsureArgs(Record):
     ensure_entities: list[Entity] = spec(factory=list, doc="Lines to add or replace.")
 
 
-@dataclass
-class DeleteArgs:
+class DeleteArgs(Record):
     delete_entities: list[Entity] = spec(factory=list, doc="Lines to remove.")
 
 

@@ -9,19 +9,17 @@ as yip writes it. Values are templated.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from edgeinit.formats import dotenv
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import plan_write
 
 DEFAULT_FILE = "/etc/environment"
 
 
-@dataclass
-class Args:
+class Args(Record):
     environment: dict[str, str] = spec(factory=dict, doc="Variables to set.")
     environment_file: str = spec("", doc="File to set them in (default /etc/environment).")
 

@@ -12,10 +12,9 @@ import base64
 import binascii
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin, PluginError
-from edgeinit.schema.fields import spec
 from edgeinit.target import ids
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import plan_write
@@ -30,8 +29,7 @@ ENCODINGS = {
 }
 
 
-@dataclass
-class File:
+class File(Record):
     path: str = spec("", doc="Where to write (inside the root).")
     content: str = spec("", doc="Content, after decoding `encoding`.")
     encoding: str = spec("", doc="b64/base64, gz/gzip, gz+b64/gzip+base64/...; default raw.")
@@ -43,8 +41,7 @@ class File:
                              doc='"user" or "user:group", looked up in the target.')
 
 
-@dataclass
-class Args:
+class Args(Record):
     files: list[File] = spec(factory=list, doc="Files to write.")
 
 

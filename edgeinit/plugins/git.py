@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Auth:
+class Auth(Record):
     username: str = spec("", doc="User name for HTTPS.")
     password: str = spec("", secret=True, doc="Password for HTTPS.")
     private_key: str = spec("", secret=True, doc="SSH private key.")
@@ -17,8 +14,7 @@ class Auth:
     public_key: str = spec("", doc="SSH public key.")
 
 
-@dataclass
-class Git:
+class Git(Record):
     url: str = spec("", doc="Repository URL.")
     path: str = spec("", doc="Where to clone it.")
     branch: str = spec("", doc="Branch to check out.")
@@ -26,8 +22,7 @@ class Git:
     auth: Auth | None = spec(None, doc="Credentials.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     git: Git | None = spec(None, doc="A repository to clone or update.")
 
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin, PluginError
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change, SetKernelHostname
 from edgeinit.target.plan import plan_write
 
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-@dataclass
-class Args:
+class Args(Record):
     hostname: str = spec("", doc="The node's name; may use .MachineID/.UUID/.Random templates.")
 
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Device:
+class Device(Record):
     path: str = spec("", doc="Disk device path.")
     label: str = spec("", doc="Find the disk by a filesystem label on it.")
     init_disk: bool = spec(False, doc="Write a new, empty GPT.")
     disk_name: str = spec("", doc="Name used to derive the disk GUID.")
 
 
-@dataclass
-class Expand:
+class Expand(Record):
     size: int = spec(0, ge=0, doc="New size in MiB of the last partition; 0 = all free space.")
 
 
-@dataclass
-class Partition:
+class Partition(Record):
     fsLabel: str = spec("", doc="Filesystem label.")
     pLabel: str = spec("", doc="Partition label.")
     size: int = spec(0, ge=0, doc="Size in MiB; 0 = the rest of the disk.")
@@ -30,15 +25,13 @@ class Partition:
     bootable: bool = spec(False, doc="Mark the partition bootable.")
 
 
-@dataclass
-class Layout:
+class Layout(Record):
     device: Device | None = spec(None, doc="The disk to work on.")
     expand_partition: Expand | None = spec(None, doc="Grow the last partition.")
     add_partitions: list[Partition] = spec(factory=list, doc="Partitions to add.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     layout: Layout | None = spec(None, doc="Disk partitioning.")
 
 

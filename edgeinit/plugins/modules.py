@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change, LoadModule
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-@dataclass
-class Args:
+class Args(Record):
     modules: list[str] = spec(factory=list, doc='Modules to load: "name [param=value ...]".')
 
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Packages:
+class Packages(Record):
     install: list[str] = spec(factory=list, doc="Packages to install.")
     remove: list[str] = spec(factory=list, doc="Packages to remove.")
     refresh: bool = spec(False, doc="Refresh the package index first.")
     upgrade: bool = spec(False, doc="Upgrade installed packages.")
 
 
-@dataclass
-class PinArgs:
+class PinArgs(Record):
     package_pins: dict[str, str] = spec(factory=dict, doc="package -> version to pin.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     packages: Packages | None = spec(None, doc="Package operations.")
 
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change, WriteKernelParam
 
 PROC_SYS = "/proc/sys"
 _KEY = re.compile(r"^[A-Za-z0-9_*:@-]+(?:[./][A-Za-z0-9_*:@-]+)*$")
 
 
-@dataclass
-class Args:
+class Args(Record):
     sysctl: dict[str, str] = spec(factory=dict, doc="key -> value, e.g. vm.swappiness: 10.")
 
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class Override:
+class Override(Record):
     service: str = spec("", doc="Unit to override (.service added when no suffix).")
     name: str = spec("", doc="Drop-in file name (default override-yip.conf).")
     content: str = spec("", doc="Drop-in content.")
 
 
-@dataclass
-class Systemctl:
+class Systemctl(Record):
     enable: list[str] = spec(factory=list, doc="Units to enable.")
     disable: list[str] = spec(factory=list, doc="Units to disable.")
     mask: list[str] = spec(factory=list, doc="Units to mask.")
@@ -24,8 +20,7 @@ class Systemctl:
     overrides: list[Override] = spec(factory=list, doc="Drop-ins to write.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     systemctl: Systemctl | None = spec(None, doc="Unit management.")
 
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change, RunCommand
 
 
-@dataclass
-class Args:
+class Args(Record):
     systemd_firstboot: dict[str, str] = spec(
         factory=dict, doc="option -> value for systemd-firstboot (keymap, locale, timezone...).")
 

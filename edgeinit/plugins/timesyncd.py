@@ -7,19 +7,17 @@ into the existing file. timesyncd is not restarted (yip does not either).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from edgeinit.formats import ini
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
-from edgeinit.schema.fields import spec
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import plan_write
 
 DROP_IN = "/etc/systemd/timesyncd.conf.d/10-yip.conf"
 
 
-@dataclass
-class Args:
+class Args(Record):
     timesyncd: dict[str, str] = spec(factory=dict, doc="[Time] settings, e.g. NTP: pool.ntp.org.")
 
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class UnpackImage:
+class UnpackImage(Record):
     source: str = spec("", doc="Image reference, OCI layout or tarball.")
     target: str = spec("", doc="Directory to unpack into.")
     platform: str = spec("", doc="e.g. linux/arm64 (default: this machine's).")
 
 
-@dataclass
-class Args:
+class Args(Record):
     unpack_images: list[UnpackImage] = spec(factory=list, doc="Images to unpack.")
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
-from edgeinit.schema.fields import spec
 
 
-@dataclass
-class User:
+class User(Record):
     name: str = spec("", doc="Defaults to the map key.")
     passwd: str = spec("", secret=True, doc="Plain text (hashed with SHA-512) or a crypt hash.")
     ssh_authorized_keys: list[str] = spec(factory=list, doc="Keys, or github:NAME / gitlab:NAME.")
@@ -26,8 +23,7 @@ class User:
     uid: str = spec("", doc="Numeric uid.")
 
 
-@dataclass
-class Args:
+class Args(Record):
     users: dict[str, User] = spec(factory=dict, doc="Accounts by name.")
 
 

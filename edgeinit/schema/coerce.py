@@ -1,7 +1,7 @@
-"""The run path's validator: raw YAML data -> model dataclasses, plus problems.
+"""The run path's validator: raw YAML data -> model records, plus problems.
 
 It understands exactly the type vocabulary the models use (str, int, bool, T | None,
-list[T], dict[str, T] and dataclasses) with yip's leniency (scalars.py). Unknown keys
+list[T], dict[str, T] and records) with yip's leniency (scalars.py). Unknown keys
 are reported with a suggestion and otherwise ignored; a value of the wrong type is
 reported and replaced by the field's default, so the caller decides whether the
 problems fail the step.
@@ -9,44 +9,38 @@ problems fail the step.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from typing import Any
 
+from edgeinit.model import Record, fields, is_record
 from edgeinit.schema import scalars
 from edgeinit.schema.fields import accepted_keys, yaml_key
-from edgeinit.schema.problems import ERROR, Path, Problem, unknown_key
+from edgeinit.schema.problems import ERROR, Path, Problem, repeated_alias, unknown_key
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Field:
+class _Field(Record):
     name: str
     keys: tuple[str, ...]
     hint: Any
     ge: int | None
     le: int | None
-    default: Any  # a value or a zero-argument factory (see has_factory)
-    has_factory: bool
 
 
 _FIELDS: dict[type, tuple[dict[str, _Field], tuple[str, ...]]] = {}
 
 
 def model_fields(cls: type) -> tuple[dict[str, _Field], tuple[str, ...]]:
-    """{accepted key: field} of a model dataclass, and its canonical keys in order."""
+    """{accepted key: field} of a model record, and its canonical keys in order."""
     cached = _FIELDS.get(cls)
     if cached is not None:
         return cached
     hints = typing.get_type_hints(cls)
     by_key: dict[str, _Field] = {}
     canonical: list[str] = []
-    for f in dataclasses.fields(cls):
-        has_factory = f.default_factory is not dataclasses.MISSING
+    for f in fields(cls):
         entry = _Field(
-            f.name, accepted_keys(f), hints[f.name], f.metadata.get("ge"), f.metadata.get("le"),
-            f.default_factory if has_factory else f.default, has_factory,
-        )
+            f.name, accepted_keys(f), hints[f.name], f.metadata.get("ge"), f.metadata.get("le"))
         canonical.append(yaml_key(f))
         for k in entry.keys:
             by_key[k] = entry
@@ -60,7 +54,7 @@ def coerce(hint: Any, value: Any, path: Path, problems: list[Problem]) -> Any:
 
 
 def build(cls: type, data: Any, path: Path, problems: list[Problem]) -> Any:
-    """An instance of model dataclass `cls` from a mapping (None = all defaults)."""
+    """An instance of model record `cls` from a mapping (None = all defaults)."""
     if data is None:
         return cls()
     if not isinstance(data, dict):
@@ -73,9 +67,8 @@ def build(cls: type, data: Any, path: Path, problems: list[Problem]) -> Any:
         if f is None:
             problems.append(unknown_key(path, key, canonical))
             continue
-        if f.name in kwargs:  # the same field by two spellings: the first one wins
-            problems.append(Problem((*path, key), f"'{key}' repeats '{f.keys[0]}'", ERROR,
-                                    at_key=True))
+        if key != f.keys[0] and f.keys[0] in data:  # two spellings of one field
+            problems.append(repeated_alias(path, key, f.keys[0]))
             continue
         before = len(problems)
         converted = _coerce(f.hint, value, (*path, key), problems, f.ge, f.le)
@@ -122,7 +115,7 @@ def _coerce(hint: Any, value: Any, path: Path, problems: list[Problem],
             return {}
         return {str(k): _coerce(item, v, (*path, str(k)), problems, ge, le)
                 for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
+    if is_record(hint):
         return build(hint, value, path, problems)
     raise TypeError(f"model type {hint!r} is outside the schema vocabulary")
 

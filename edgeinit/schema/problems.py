@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from edgeinit.model import Record
 
 Path = tuple[str | int, ...]
 
@@ -12,8 +13,7 @@ UNKNOWN = "unknown"  # a key nobody knows: a warning in run, a problem in valida
 UNSUPPORTED = "unsupported"  # a key yip knows and edgeinit does not implement
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(Record):
     path: Path  # where in the document; the last element is the key for key problems
     message: str
     kind: str = ERROR
@@ -38,6 +38,11 @@ def unknown_key(path: Path, key: str, candidates: Iterable[str]) -> Problem:
     if hint:
         message += f"; did you mean '{hint}'?"
     return Problem((*path, key), message, UNKNOWN, at_key=True)
+
+
+def repeated_alias(path: Path, key: str, canonical: str) -> Problem:
+    return Problem((*path, key), f"'{key}' and '{canonical}' are the same key; keep one",
+                   ERROR, at_key=True)
 
 
 def unsupported_key(path: Path, key: str, what: str = "key") -> Problem:

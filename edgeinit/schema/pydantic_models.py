@@ -1,6 +1,7 @@
-"""Pydantic v2 models of the config format, built from the plugins' dataclasses.
+"""Pydantic v2 models of the config format, built from the plugins' model records.
 
-The dataclasses next to each plugin are the one definition of the format. This module
+The records next to each plugin (edgeinit.model.Record) are the one definition of the
+format. This module
 turns them into pydantic models (extra keys forbidden, YAML spellings as aliases,
 yip's scalar leniency as before-validators sharing scalars.py with the run path), for
 `edgeinit validate` and the JSON Schema of `edgeinit schema`. It is never imported by
@@ -9,7 +10,6 @@ yip's scalar leniency as before-validators sharing scalars.py with the run path)
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from functools import cache
@@ -28,10 +28,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from edgeinit import plugins
+from edgeinit.model import fields, is_record
 from edgeinit.schema import scalars
 from edgeinit.schema.coerce import model_fields
 from edgeinit.schema.fields import yaml_key
-from edgeinit.schema.problems import ERROR, Path, Problem, unknown_key
+from edgeinit.schema.problems import ERROR, Path, Problem, repeated_alias, unknown_key
 from edgeinit.schema.step import Header
 
 _INT_TEXT = r"^[+-]?(0[xXoObB])?[0-9a-fA-F_]+$"
@@ -85,7 +86,7 @@ def _annotation(hint: Any, ge: int | None, le: int | None) -> Any:
         _, item = typing.get_args(hint)
         return Annotated[dict[str, _annotation(item, ge, le)],  # type: ignore[misc]
                          BeforeValidator(_none_to(dict))]
-    if dataclasses.is_dataclass(hint):
+    if is_record(hint):
         return Annotated[model_for(hint), BeforeValidator(_none_to(dict))]
     raise TypeError(f"model type {hint!r} is outside the schema vocabulary")
 
@@ -93,7 +94,7 @@ def _annotation(hint: Any, ge: int | None, le: int | None) -> Any:
 def _field_definitions(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in fields(cls):
         keys = (yaml_key(f), *f.metadata.get("aliases", ()))
         extra: dict[str, Any] = {}
         if f.metadata.get("secret"):
@@ -106,8 +107,8 @@ def _field_definitions(cls: type) -> dict[str, Any]:
             "description": f.metadata.get("doc") or None,
             "json_schema_extra": extra or None,
         }
-        if f.default_factory is not dataclasses.MISSING:
-            kwargs["default_factory"] = f.default_factory
+        if f.factory is not None:
+            kwargs["default_factory"] = f.factory
         else:
             kwargs["default"] = f.default
         ann = _annotation(hints[f.name], f.metadata.get("ge"), f.metadata.get("le"))
@@ -120,10 +121,8 @@ _CONFIG = ConfigDict(extra="forbid", populate_by_name=False, hide_input_in_error
 
 @cache
 def model_for(cls: type) -> type[BaseModel]:
-    """The pydantic model of one model dataclass."""
+    """The pydantic model of one model record."""
     doc = (cls.__doc__ or "").strip()
-    if doc.startswith(f"{cls.__name__}("):  # the signature dataclasses writes when none is given
-        doc = ""
     return create_model(  # type: ignore[call-overload, no-any-return]
         cls.__name__, __config__=_CONFIG, __doc__=doc or None, **_field_definitions(cls),
     )
@@ -170,6 +169,14 @@ def _candidates(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
     if not loc:
         return STEP_KEYS
+    model = _model_at(loc)
+    return model_fields(model)[1] if model is not None else ()
+
+
+def _model_at(loc: tuple[Any, ...]) -> type | None:
+    """The model record of the mapping at `loc` inside a step (None for the step)."""
+    if not loc:
+        return None
     hint: Any = None
     first = loc[0]
     for cls in (Header, *(p.args for p in plugins.all_plugins())):
@@ -182,13 +189,13 @@ def _candidates(loc: tuple[Any, ...]) -> tuple[str, ...]:
         origin = typing.get_origin(hint)
         if origin in (list, dict):
             hint = typing.get_args(hint)[-1]
-        elif dataclasses.is_dataclass(hint):
+        elif is_record(hint):
             by_key, _ = model_fields(hint)
             hint = by_key[part].hint if part in by_key else None
     hint = _strip_optional(hint)
     if typing.get_origin(hint) in (list, dict):
         hint = _strip_optional(typing.get_args(hint)[-1])
-    return model_fields(hint)[1] if dataclasses.is_dataclass(hint) else ()
+    return hint if is_record(hint) else None
 
 
 def _strip_optional(hint: Any) -> Any:
@@ -202,7 +209,13 @@ def _problem(error: Any, base: Path) -> Problem:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        return unknown_key((*base, *loc[:-1]), str(loc[-1]), _candidates(loc[:-1]))
+        key = str(loc[-1])
+        model = _model_at(loc[:-1])
+        if model is not None:
+            field = model_fields(model)[0].get(key)
+            if field is not None:  # an alias given beside its canonical spelling
+                return repeated_alias((*base, *loc[:-1]), key, field.keys[0])
+        return unknown_key((*base, *loc[:-1]), key, _candidates(loc[:-1]))
     if kind == "list_type":
         return Problem((*base, *loc), f"expected a list, got {scalars.kind_of(value)}")
     if kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):

@@ -49,8 +49,11 @@ def parse_int(value: Any, ge: int | None = None, le: int | None = None) -> int:
         raise ScalarError(f"expected an integer, got {kind_of(value)}")
     number = value if isinstance(value, int) else _go_int(value)
     if (ge is not None and number < ge) or (le is not None and number > le):
-        lo = "" if ge is None else _fmt_bound(ge, le)
-        hi = "" if le is None else _fmt_bound(le, le)
+        if le is None:
+            raise ScalarError(f"expected an integer of at least {ge}, got '{value}'")
+        if ge is None:
+            raise ScalarError(f"expected an integer of at most {_fmt_bound(le, le)}, got '{value}'")
+        lo, hi = _fmt_bound(ge, le), _fmt_bound(le, le)
         raise ScalarError(f"expected an integer from {lo} to {hi}, got '{value}'")
     return number
 

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from edgeinit import plugins
+from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Plugin
 from edgeinit.schema.coerce import build, model_fields
-from edgeinit.schema.fields import spec
 from edgeinit.schema.problems import ERROR, Path, Problem, unknown_key
 from edgeinit.schema.scalars import kind_of
 
 
-@dataclass
-class Dependency:
+class Dependency(Record):
     name: str = spec("", doc="CONFIGNAME.STEPNAME of a step of the same sub-stage and source.")
 
 
-@dataclass
-class IfFiles:
+class IfFiles(Record):
     any: list[str] = spec(factory=list, doc="Run when at least one of these paths exists.")
     all: list[str] = spec(factory=list, doc="Run when every one of these paths exists.")
     none: list[str] = spec(factory=list, doc="Run when none of these paths exists.")
 
 
-@dataclass
-class Header:
+class Header(Record):
     """The keys of a step that the engine itself reads."""
 
     name: str = spec("", doc="Names the step in logs, reports and `after:`.")
@@ -44,13 +40,12 @@ HEADER_KEYS: tuple[str, ...] = model_fields(Header)[1]
 STEP_KEYS: tuple[str, ...] = HEADER_KEYS + plugins.PLUGIN_KEYS
 
 
-@dataclass
-class Step:
+class Step(Record):
     """A validated step: header, plugins to run (in execution order), and problems."""
 
     header: Header
-    plugins: list[tuple[Plugin, Any]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    plugins: list[tuple[Plugin, Any]] = spec(factory=list)
+    problems: list[Problem] = spec(factory=list)
 
     @property
     def errors(self) -> list[Problem]:

@@ -9,8 +9,8 @@ itself without leaking secrets.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
+from edgeinit.model import Record
 from edgeinit.target import exec as exec_
 from edgeinit.target import fs
 from edgeinit.target.root import FileState, TargetRoot
@@ -20,8 +20,7 @@ class ApplyError(Exception):
     """A change that could not be made; the message names the path or command."""
 
 
-@dataclass(frozen=True)
-class WriteFile:
+class WriteFile(Record):
     """Replace (or create) a regular file atomically."""
 
     path: str  # inside the target, for people
@@ -57,8 +56,7 @@ class WriteFile:
         )
 
 
-@dataclass(frozen=True)
-class MakeDir:
+class MakeDir(Record):
     """Create one directory (the plan lists each missing ancestor, parents first)."""
 
     path: str
@@ -89,8 +87,7 @@ class MakeDir:
         root.record(self.host_path, FileState("dir", self.mode, self.uid, self.gid))
 
 
-@dataclass(frozen=True)
-class SetAttrs:
+class SetAttrs(Record):
     """Change the mode and/or owner of an existing file or directory."""
 
     path: str
@@ -132,8 +129,7 @@ class SetAttrs:
         root.record(self.host_path, new, data)
 
 
-@dataclass(frozen=True)
-class RunCommand:
+class RunCommand(Record):
     """Run a shell command in the target (chrooted when the root is not `/`)."""
 
     command: str
@@ -153,8 +149,7 @@ class RunCommand:
         """Commands are not run in a dry run; nothing to remember."""
 
 
-@dataclass(frozen=True)
-class SetKernelHostname:
+class SetKernelHostname(Record):
     """sethostname(2) on the running system."""
 
     name: str
@@ -177,8 +172,7 @@ class SetKernelHostname:
         """Nothing in the target's files changes."""
 
 
-@dataclass(frozen=True)
-class WriteKernelParam:
+class WriteKernelParam(Record):
     """Write a sysctl value to /proc/sys on the running system (not atomic: procfs)."""
 
     key: str
@@ -207,12 +201,11 @@ class WriteKernelParam:
         """Kernel state is not part of the overlay."""
 
 
-@dataclass(frozen=True)
-class LoadModule:
+class LoadModule(Record):
     """Load a kernel module with modprobe on the running system."""
 
     name: str
-    params: tuple[str, ...] = field(default_factory=tuple)
+    params: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return "modprobe " + " ".join((self.name, *self.params))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from dataclasses import dataclass
+
+from edgeinit.model import Record
 
 DEFAULT_TIMEOUT = 900.0  # seconds; EDGEINIT_COMMAND_TIMEOUT overrides
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+class CommandResult(Record):
     returncode: int
     output: str
     timed_out: bool = False

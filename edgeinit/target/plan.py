@@ -32,7 +32,7 @@ def plan_dirs(
                 raise PathError(f"'{root.display(host)}' exists and is not a directory")
             break
         missing.append((current, host))
-        parent = posixpath.dirname(current.rstrip("/")) or "/"
+        parent = posixpath.dirname(root.display(host)) or "/"  # resolved: no `..`, no links
         if parent == current:
             break
         current = parent

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from dataclasses import dataclass
+
+from edgeinit.model import Record
 
 MAX_SYMLINKS = 40
 
@@ -21,8 +22,7 @@ class PathError(Exception):
     """A config path that cannot be used inside the root."""
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
+class FileState(Record):
     """What a path holds, as far as planning cares."""
 
     kind: str  # "file", "dir", "link" or "other"
