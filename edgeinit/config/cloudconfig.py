@@ -247,9 +247,15 @@ def _growpart(doc: dict[str, Any], out: Converted) -> None:
     growpart = doc.get("growpart")
     if growpart is None:
         return
-    devices = growpart.get("devices") if isinstance(growpart, dict) else None
+    if not isinstance(growpart, dict):
+        out.problems.append(Problem(("growpart",), "expected a mapping with 'devices:'"))
+        return
+    devices = growpart.get("devices")
+    mode = str(growpart.get("mode") or "").strip().lower()
+    if devices is None or mode in ("off", "false", "no"):
+        return  # as yip: nothing to grow without devices (cloud-init's `mode: off`)
     if not isinstance(devices, list):
-        out.problems.append(Problem(("growpart",), "expected 'devices:' with a list of devices"))
+        out.problems.append(Problem(("growpart", "devices"), "expected a list of devices"))
         return
     _boot(out)
     steps = out.data["stages"]["boot"]

@@ -91,8 +91,8 @@ def dot_config(text: str) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for word in words(text):
         key, sep, value = word.partition("=")
-        key = key.strip('"')
-        value = value.strip('"') if sep else "true"
+        key = _unquote(key)
+        value = _unquote(value) if sep else "true"
         if not key.startswith("stages.") or key in SETUP_KEYS:
             continue
         path = parse_path(key)
@@ -104,7 +104,29 @@ def dot_config(text: str) -> dict[str, Any]:
         trial: dict[str, Any] = _copy(doc)
         if _assign(trial, path, value):
             doc = trial
-    return doc
+    return _well_formed(doc)
+
+
+def _unquote(text: str) -> str:
+    """Drop one pair of surrounding double quotes (yip trims them)."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def _well_formed(doc: dict[str, Any]) -> dict[str, Any]:
+    """Only stages that are lists of mappings: the command line is not the place to
+    report shape errors (Elemental drops them too), it has too many other words."""
+    stages = doc.get("stages")
+    if not isinstance(stages, dict):
+        return {}
+    kept = {}
+    for name, steps in stages.items():
+        if isinstance(steps, list):
+            steps = [s for s in steps if s is None or isinstance(s, dict)]
+            if any(steps):
+                kept[name] = steps
+    return {"stages": kept} if kept else {}
 
 
 def _copy(node: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeinit.config import cloudconfig, yamlload
 from edgeinit.model import Record, spec
-from edgeinit.schema.problems import ERROR, Path, Problem
+from edgeinit.schema.problems import ERROR, UNKNOWN, Path, Problem
 from edgeinit.target.root import PathError, TargetRoot
 
 DEFAULT_DIRS = ("/system/oem", "/oem", "/usr/local/oem")
@@ -80,9 +80,17 @@ Loaded = Document | Failure
 def parse(group: int, origin: str, text: str) -> Loaded:
     """A document from its text (yip or #cloud-config); a Failure for invalid YAML."""
     try:
-        raw = yamlload.load(text)
+        raw, more = yamlload.load_first(text)
     except yamlload.YamlError as e:
         return Failure(group, origin, f"invalid YAML: {e.message}", e.line, e.column)
+    loaded = _parsed(group, origin, text, raw)
+    if more and isinstance(loaded, Document):
+        loaded.problems.append(Problem((), "only the first YAML document of the file is read; "
+                                       "the documents after '---' are ignored", UNKNOWN))
+    return loaded
+
+
+def _parsed(group: int, origin: str, text: str, raw: Any) -> Loaded:
     if cloudconfig.is_cloud_config(text):
         converted = cloudconfig.convert(raw)
         doc = Document(group, origin, converted.data, text, converted)
@@ -229,14 +237,16 @@ def _load_dir(group: int, host_dir: str, target_dir: str | None, root: TargetRoo
         if target_dir is None:
             out.append(_load_file(group, host, host))
             continue
-        # A file inside the root: read it through the root, so links stay inside.
+        # A file inside the root: read it through the root, so links stay inside, and
+        # name it by the path the config directory has (not where a link led).
         target = target_dir.rstrip("/") + "/" + os.path.relpath(host, host_dir)
+        origin = os.path.join(root.path, target.lstrip("/"))
         try:
             real = root.resolve(target)
         except PathError as e:
-            out.append(Failure(group, host, str(e)))
+            out.append(Failure(group, origin, str(e)))
             continue
-        out.append(_load_file(group, host, real))
+        out.append(_load_file(group, origin, real))
     return out
 
 

@@ -86,17 +86,39 @@ class YamlError(Exception):
 
 
 def load(text: str) -> Any:
-    """The document's data (scalars as text); raises YamlError."""
+    """The first document's data (scalars as text); raises YamlError."""
+    return load_first(text)[0]
+
+
+def load_first(text: str) -> tuple[Any, bool]:
+    """The first document's data, and whether more documents with content follow.
+
+    Like yip (yaml.v3's Unmarshal) only the first document counts; what follows a
+    `---` is not read, so it cannot fail the file, but the caller may warn about it.
+    """
+    loader = TextLoader(text)
     try:
-        return yaml.load(text, Loader=TextLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = " ".join(p for p in (e.context, e.problem) if p) or str(e)
-        if mark is None:
-            raise YamlError(problem) from None
-        raise YamlError(problem, mark.line + 1, mark.column + 1) from None
-    except yaml.YAMLError as e:
-        raise YamlError(str(e)) from None
+        try:
+            data = loader.get_data() if loader.check_data() else None
+        except yaml.MarkedYAMLError as e:
+            raise _error(e) from None
+        except yaml.YAMLError as e:
+            raise YamlError(str(e)) from None
+        try:
+            more = loader.check_data() and loader.get_data() is not None
+        except yaml.YAMLError:
+            more = True
+        return data, bool(more)
+    finally:
+        loader.dispose()
+
+
+def _error(e: yaml.MarkedYAMLError) -> YamlError:
+    mark = e.problem_mark or e.context_mark
+    problem = " ".join(p for p in (e.context, e.problem) if p) or str(e)
+    if mark is None:
+        return YamlError(problem)
+    return YamlError(problem, mark.line + 1, mark.column + 1)
 
 
 def compose(text: str) -> yaml.Node | None:

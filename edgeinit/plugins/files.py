@@ -55,7 +55,9 @@ def decode(content: str, encoding: str) -> bytes:
     for step in steps:
         try:
             if step == "b64":
-                data = base64.b64decode(data, validate=False)
+                # As Go's StdEncoding (yip): line breaks ignored, other junk is an error.
+                data = base64.b64decode(data.replace(b"\r", b"").replace(b"\n", b""),
+                                        validate=True)
             else:
                 import gzip
 
@@ -68,7 +70,8 @@ def decode(content: str, encoding: str) -> bytes:
 def decimal_mode_hint(mode: int) -> str | None:
     """A warning for `permissions: 644` (decimal 644 = mode 01204), a common slip."""
     digits = str(mode)
-    if 100 <= mode <= 7777 and set(digits) <= set("01234567") and mode != int(digits, 8):
+    # Only 512..777: below that a value is also a plausible octal mode (`0644` is 420).
+    if 0o1000 <= mode <= 777 and set(digits) <= set("01234567") and mode != int(digits, 8):
         return (f"permissions {digits} is the decimal number {digits} (mode 0{mode:o}); "
                 f"write 0{digits} for mode 0{digits}")
     return None

@@ -9,7 +9,7 @@ from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
 from edgeinit.target.changes import Change, LoadModule
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")  # a leading "-" would be a modprobe option
 
 
 class Args(Record):

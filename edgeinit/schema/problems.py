@@ -25,7 +25,7 @@ def suggest(word: str, candidates: Iterable[str]) -> str | None:
     import difflib
 
     pool = sorted(set(candidates))
-    match = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    match = difflib.get_close_matches(word, pool, n=1, cutoff=0.7)
     if match:
         return match[0]
     lowered = {c.lower(): c for c in pool}

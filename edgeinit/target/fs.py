@@ -50,7 +50,8 @@ def make_dir(host_path: str, mode: int, uid: int, gid: int) -> None:
     """Create one directory with exactly `mode` (whatever the umask) and owner."""
     os.mkdir(host_path, 0o700)
     try:
-        if _need_chown(uid, gid):
+        st = os.lstat(host_path)
+        if (st.st_uid, st.st_gid) != (uid, gid):  # a setgid parent hands down its group
             os.chown(host_path, uid, gid)
         os.chmod(host_path, mode)
     except BaseException:
@@ -82,10 +83,7 @@ def fsync_dir(host_dir: str) -> None:
         os.close(fd)
 
 
-def _need_chown(uid: int, gid: int) -> bool:
-    return (uid, gid) != (os.geteuid(), os.getegid())
-
-
 def _fchown(fd: int, uid: int, gid: int) -> None:
-    if _need_chown(uid, gid):
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) != (uid, gid):  # a setgid parent hands down its group
         os.fchown(fd, uid, gid)

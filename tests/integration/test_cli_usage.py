@@ -164,7 +164,8 @@ def test_python_m_edgeinit_runs_a_stage(cli_process, target, write):
 def test_python_m_edgeinit_exit_1_on_failure(cli_process, target, write):
     """The real process exits 1 when a step failed (and still runs the rest)."""
     (target / "blocker").write_text("file\n")
-    res = cli_process("run", "--stage", "boot", "--root", str(target), str(write("f.yaml", FAILING)))
+    res = cli_process("run", "--stage", "boot", "--root", str(target),
+                      str(write("f.yaml", FAILING)))
     assert res.code == 1
     assert (target / "still-written").exists()
 

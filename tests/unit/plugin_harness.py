@@ -93,3 +93,15 @@ def run_step(step: str | dict[str, Any], root: TargetRoot | str | Path, *,
     runner = RecordingRunner(root)
     entry = runner.run_step(planned)
     return StepRun(entry, runner.seen, root)
+
+
+def fake_root_user() -> None:
+    """Be uid/gid 0 inside pyfakefs (which resets ids after each test).
+
+    Planning reads files of any owner and mode as root does on a device; without this a
+    non-root run of the suite would hit pyfakefs permission checks instead.
+    """
+    from pyfakefs.helpers import set_gid, set_uid
+
+    set_uid(0)
+    set_gid(0)

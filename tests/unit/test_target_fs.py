@@ -247,3 +247,31 @@ def test_set_attrs_owner_then_mode(tmp_path: Path) -> None:
     fs.set_attrs(str(p), 0o4750, 321, None)
     st = os.stat(p)
     assert (st.st_uid, st.st_gid, _mode(p)) == (321, 0, 0o4750)
+
+
+@pytest.fixture
+def setgid_dir(tmp_path: Path) -> Path:
+    """A setgid directory owned by group 100: new entries inherit gid 100 from the kernel."""
+    if not IS_ROOT:
+        pytest.skip("needs root to give a directory another group")
+    d = tmp_path / "sgid"
+    d.mkdir()
+    os.chown(d, 0, 100)
+    d.chmod(0o2775)
+    return d
+
+
+def test_new_file_in_a_setgid_directory_gets_the_asked_group(setgid_dir: Path) -> None:
+    """SPEC 7.10: a new file belongs to the gid asked (0), not the group a setgid dir passes on."""
+    p = setgid_dir / "f"
+    fs.atomic_write(str(p), b"x", 0o644, os.geteuid(), os.getegid())
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+
+
+def test_new_dir_in_a_setgid_directory_gets_the_asked_group(setgid_dir: Path) -> None:
+    """Same for make_dir, and the mode is exact (no inherited setgid bit)."""
+    d = setgid_dir / "d"
+    fs.make_dir(str(d), 0o755, os.geteuid(), os.getegid())
+    st = os.stat(d)
+    assert (st.st_uid, st.st_gid, _mode(d)) == (os.geteuid(), os.getegid(), 0o755)

@@ -15,12 +15,14 @@ from pyfakefs.fake_filesystem import FakeFilesystem
 from edgeinit.target.changes import MakeDir, SetAttrs, WriteFile
 from edgeinit.target.plan import plan_attrs, plan_dirs, plan_write
 from edgeinit.target.root import FileState, PathError, TargetRoot
+from tests.unit.plugin_harness import fake_root_user
 
 ROOT = "/target"
 
 
 @pytest.fixture
 def root(fs: FakeFilesystem) -> TargetRoot:
+    fake_root_user()
     fs.create_dir(f"{ROOT}/etc")
     return TargetRoot(ROOT)
 

@@ -116,11 +116,23 @@ def test_syntax_error_carries_its_line(text: str, line: int, column: int) -> Non
     assert str(err.value).startswith(f"line {line}, column {column}: ")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a trailing '---' (empty second document) fails the "
-                   "whole file; yaml.v3 Unmarshal reads the first document and ignores the rest")
 def test_trailing_document_marker_does_not_fail_the_file() -> None:
     """yip accepts `name: x` followed by a lone `---`; so should we."""
     assert load("name: x\n---\n") == {"name": "x"}
+
+
+def test_documents_after_the_first_are_ignored_with_a_warning() -> None:
+    """A second document with content (even broken YAML) is not read, but the user is told."""
+    from edgeinit.config.sources import Document, parse
+
+    for text in ("name: x\n---\nstages: {boot: [{commands: [x]}]}\n", "name: x\n---\n: [\n"):
+        doc = parse(0, "two.yaml", text)
+        assert isinstance(doc, Document)
+        assert doc.data["stages"] == {}
+        assert [p.message for p in doc.problems] == [
+            "only the first YAML document of the file is read; the documents after '---' are "
+            "ignored"]
+    assert parse(0, "one.yaml", "name: x\n---\n").problems == []
 
 
 # -- locate --------------------------------------------------------------------------
