@@ -16,6 +16,10 @@ from edgeinit.target.exec import run_shell
 from edgeinit.target.root import PathError, TargetRoot
 
 
+class ConditionError(Exception):
+    """A condition that could not be evaluated at all (no shell for `if:`): the step fails."""
+
+
 def _search(pattern: str, text: str) -> bool | None:
     """re.search, or None when the pattern is not a valid regex."""
     try:
@@ -30,7 +34,11 @@ def check(
     root: TargetRoot,
     render: Callable[[str], str],
 ) -> str | None:
-    """None when the step should run, else the reason it is skipped."""
+    """None when the step should run, else the reason it is skipped.
+
+    Raises ConditionError when `if:` cannot be run at all: a step whose condition
+    cannot be judged fails rather than being skipped in silence.
+    """
     if header.node:
         hostname = facts.hostname()
         found = _search(header.node, hostname)
@@ -79,6 +87,8 @@ def check(
     if header.if_:
         command = render(header.if_)
         result = run_shell(root.path, command)
+        if not result.started:
+            raise ConditionError(f"if: cannot run '{command}': {result.output}")
         if result.timed_out:
             return f"if: '{command}' timed out"
         if result.returncode != 0:

@@ -20,7 +20,7 @@ from edgeinit.engine.report import Report, StepEntry
 from edgeinit.log import log
 from edgeinit.plugins.base import PluginError
 from edgeinit.schema.problems import ERROR, Problem
-from edgeinit.target.changes import ApplyError, Change, RunCommand
+from edgeinit.target.changes import ApplyError, Change, MakeDir, RunCommand
 from edgeinit.target.ids import LookupError_
 from edgeinit.target.root import PathError, TargetRoot
 
@@ -115,6 +115,7 @@ class Runner:
         self.root = root
         self.dry_run = root.dry_run
         self.facts = Facts(root)
+        self._failed_dirs: list[str] = []  # directories of this step that could not be made
 
     def run(self, stage_plan: StagePlan) -> Report:
         report = Report(stage_plan.stage, self.root.path, self.dry_run)
@@ -161,12 +162,17 @@ class Runner:
             for problem in errors:
                 ctx.fail(_located(doc, problem))
             return
-        reason = conditions.check(step.header, self.facts, self.root, ctx.render)
+        try:
+            reason = conditions.check(step.header, self.facts, self.root, ctx.render)
+        except conditions.ConditionError as e:
+            ctx.fail(str(e))
+            return
         if reason is not None:
             entry.status = "skipped"
             entry.reason = reason
             log.info("%s: skipped (%s)", ctx.who, reason)
             return
+        self._failed_dirs: list[str] = []
         for plugin, args in step.plugins:
             if plugin.plan is None:
                 where = f" (tracked in {plugin.issue})" if plugin.issue else ""
@@ -179,6 +185,9 @@ class Runner:
                 ctx.fail(f"{plugin.name}: {e}")
 
     def _apply(self, change: Change, entry: StepEntry, ctx: StepContext) -> None:
+        host_path = getattr(change, "host_path", None)
+        if host_path and any(host_path.startswith(d + "/") for d in self._failed_dirs):
+            return  # its directory could not be made; that error already says why
         description = change.describe()
         if self.dry_run:
             change.record(self.root)
@@ -190,8 +199,9 @@ class Runner:
             shown = change.label or change.command
             log.info("%s: running %s", ctx.who, shown)
             result = change.run(self.root)
-            entry.changes.append(description)
-            entry.changed = True
+            if result.started:
+                entry.changes.append(description)
+                entry.changed = True
             for line in result.output.splitlines():
                 log.info("%s:   | %s", ctx.who, line)
             if not result.ok:
@@ -203,6 +213,8 @@ class Runner:
             change.apply(self.root)
         except ApplyError as e:
             ctx.fail(str(e))
+            if isinstance(change, MakeDir):
+                self._failed_dirs.append(change.host_path)
             return
         log.info("%s: %s", ctx.who, description)
         entry.changes.append(description)

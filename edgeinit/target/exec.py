@@ -16,6 +16,7 @@ class CommandResult(Record):
     returncode: int
     output: str
     timed_out: bool = False
+    started: bool = True  # False when no shell could be started at all
 
     @property
     def ok(self) -> bool:
@@ -41,7 +42,7 @@ def run_shell(root: str, command: str, timeout: float | None = None) -> CommandR
     preexec = None
     if os.path.realpath(root) != "/":
         if not os.path.exists(os.path.join(root, "bin/sh")):
-            return CommandResult(127, f"no /bin/sh in the root {root}")
+            return CommandResult(127, f"no /bin/sh in the root {root}", started=False)
 
         def preexec() -> None:  # runs in the child, before exec
             os.chroot(root)
@@ -59,7 +60,7 @@ def run_shell(root: str, command: str, timeout: float | None = None) -> CommandR
             preexec_fn=preexec,
         )
     except (OSError, subprocess.SubprocessError) as e:
-        return CommandResult(126, f"cannot start /bin/sh: {e}")
+        return CommandResult(126, f"cannot start /bin/sh: {e}", started=False)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -280,10 +280,13 @@ def test_invalid_regex_skips_with_a_reason(node: Path, key: str) -> None:
 # -- if: and evaluation order --------------------------------------------------------
 
 
-def test_if_without_a_shell_in_the_root_is_a_skip_not_a_crash(target: Path) -> None:
-    """An empty root has no /bin/sh: the condition cannot hold, so the step is skipped."""
-    reason = check(target, "if: 'true'")
-    assert reason is not None and reason.startswith("if:")
+def test_if_without_a_shell_in_the_root_fails_rather_than_skips(target: Path) -> None:
+    """An empty root has no /bin/sh: the condition cannot be judged, and a silent skip
+    would hide that the step never ran, so it is an error naming the missing shell."""
+    from edgeinit.engine.conditions import ConditionError
+
+    with pytest.raises(ConditionError, match="no /bin/sh in the root"):
+        check(target, "if: 'true'")
 
 
 def test_pure_conditions_are_checked_before_if(target: Path) -> None:
