@@ -182,7 +182,8 @@ def http_server() -> Iterator[Callable[..., str]]:
 
     server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
 
     def serve(new_routes: dict[str, tuple] | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from edgeinit.config.sources import Document, load_sources
 from edgeinit.engine.plan import plan
 from edgeinit.engine.report import Report, running, write_report
@@ -20,16 +22,23 @@ def run_stage(
     stdin: object = None,
     save: bool = True,
 ) -> Report:
-    """Load, plan and run `stage`; store the report unless dry-run or `save` is False."""
+    """Load, plan and run `stage`; store the report unless dry-run or `save` is False.
+
+    The report's duration covers the whole stage: loading and fetching included.
+    """
+    start = time.monotonic()
     loaded = load_sources(sources, root, cmdline=cmdline, stdin=stdin)
     for entry in loaded:
         if isinstance(entry, Document):
             _log_file_problems(entry)
     stage_plan = plan(loaded, stage)
     if root.dry_run:
-        return Runner(root).run(stage_plan)
+        report = Runner(root).run(stage_plan)
+        report.duration_s = time.monotonic() - start
+        return report
     with running():
         report = Runner(root).run(stage_plan)
+    report.duration_s = time.monotonic() - start
     if save:
         try:
             write_report(report)
