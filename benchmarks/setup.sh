@@ -13,6 +13,7 @@ PY=/usr/bin/python3
 need=()
 dpkg -s cloud-init >/dev/null 2>&1 || need+=(cloud-init)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+dpkg -s time >/dev/null 2>&1 || need+=(time)  # GNU time: peak RSS (see bench_run.py)
 command -v git >/dev/null 2>&1 || need+=(git)
 if ((${#need[@]})); then
     echo "setup: apt-get install ${need[*]}"

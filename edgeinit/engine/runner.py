@@ -138,9 +138,13 @@ class Runner:
         ctx = StepContext(self, planned, entry)
         try:
             self._run(planned, entry, ctx)
-        except Exception as e:
+        except Exception as e:  # a bug must not stop the other steps
             log.exception("%s: internal error: %s: %s", ctx.who, type(e).__name__, e)
             ctx.errors.append(f"internal error: {type(e).__name__}: {e}")
+        try:
+            self.root.sync()  # the step's new names are on disk before the next step runs
+        except OSError as e:
+            ctx.fail(f"cannot sync the written files to disk: {e.strerror or e}")
         if ctx.errors and entry.status != "skipped":
             entry.status = "failed"
             entry.error = "; ".join(ctx.errors)

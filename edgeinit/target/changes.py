@@ -44,7 +44,9 @@ class WriteFile(Record):
 
     def apply(self, root: TargetRoot) -> None:
         try:
-            fs.atomic_write(self.host_path, self.content, self.mode, self.uid, self.gid)
+            fs.atomic_write(self.host_path, self.content, self.mode, self.uid, self.gid,
+                            sync_dir=False)
+            root.touched(self.host_path)
         except OSError as e:
             raise ApplyError(f"cannot write {self.path}: {e.strerror or e}") from e
 
@@ -73,7 +75,8 @@ class MakeDir(Record):
 
     def apply(self, root: TargetRoot) -> None:
         try:
-            fs.make_dir(self.host_path, self.mode, self.uid, self.gid)
+            fs.make_dir(self.host_path, self.mode, self.uid, self.gid, sync_dir=False)
+            root.touched(self.host_path)
         except FileExistsError:
             st = root.state(self.host_path)
             if st is None or st.kind != "dir":

@@ -21,8 +21,14 @@ def temp_path_for(host_path: str) -> str:
     return os.path.join(head, f".{tail}{TEMP_SUFFIX}")
 
 
-def atomic_write(host_path: str, data: bytes, mode: int, uid: int, gid: int) -> None:
-    """Replace `host_path` with `data`, owned uid:gid with permission bits `mode`."""
+def atomic_write(host_path: str, data: bytes, mode: int, uid: int, gid: int, *,
+                 sync_dir: bool = True) -> None:
+    """Replace `host_path` with `data`, owned uid:gid with permission bits `mode`.
+
+    The file is fsynced before the rename, so it is never seen half-written. With
+    sync_dir=False the caller fsyncs the directory later (once for many renames):
+    until then a crash may bring back the old file, complete.
+    """
     tmp = temp_path_for(host_path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # debris of an earlier, interrupted write
@@ -43,10 +49,11 @@ def atomic_write(host_path: str, data: bytes, mode: int, uid: int, gid: int) -> 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(os.path.dirname(host_path))
+    if sync_dir:
+        fsync_dir(os.path.dirname(host_path))
 
 
-def make_dir(host_path: str, mode: int, uid: int, gid: int) -> None:
+def make_dir(host_path: str, mode: int, uid: int, gid: int, *, sync_dir: bool = True) -> None:
     """Create one directory with exactly `mode` (whatever the umask) and owner."""
     os.mkdir(host_path, 0o700)
     try:
@@ -58,7 +65,8 @@ def make_dir(host_path: str, mode: int, uid: int, gid: int) -> None:
         with contextlib.suppress(OSError):
             os.rmdir(host_path)
         raise
-    fsync_dir(os.path.dirname(host_path))
+    if sync_dir:
+        fsync_dir(os.path.dirname(host_path))
 
 
 def set_attrs(host_path: str, mode: int | None, uid: int | None, gid: int | None) -> None:

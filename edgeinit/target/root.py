@@ -47,6 +47,7 @@ class TargetRoot:
         self.is_live = self.path == "/"
         self.dry_run = dry_run
         self._overlay: dict[str, tuple[FileState, bytes | None]] = {}
+        self._unsynced_dirs: set[str] = set()
 
     # -- resolution -----------------------------------------------------------------
 
@@ -130,6 +131,22 @@ class TargetRoot:
         except (OSError, PathError):
             return None
         return None if data is None else data.decode("utf-8", "replace")
+
+    # -- durability -----------------------------------------------------------------
+
+    def touched(self, host_path: str) -> None:
+        """A file or directory was created or renamed into place; its directory needs an
+        fsync before the step is over (see sync)."""
+        self._unsynced_dirs.add(os.path.dirname(host_path))
+
+    def sync(self) -> None:
+        """fsync every directory that got a new entry: one fsync per directory per step
+        instead of one per file. Until then a crash may bring back an old, complete file."""
+        from edgeinit.target.fs import fsync_dir
+
+        for directory in sorted(self._unsynced_dirs):
+            fsync_dir(directory)
+        self._unsynced_dirs.clear()
 
     # -- dry-run overlay ------------------------------------------------------------
 
