@@ -42,24 +42,33 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[str, Any]:
     Keys brought in by a `<<` merge are not repeats: the mapping's own keys override
     them, as in yaml.v3.
     """
-    own: set[str] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
+    merges = any(k.tag == _MERGE for k, _ in node.value)
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
             continue
         key = _key(loader, key_node)
-        if key in own:
+        if key in out:
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping key '{key}' already defined", key_node.start_mark
             )
-        own.add(key)
-    loader.flatten_mapping(node)
-    out: dict[str, Any] = {}
+        out[key] = None if merges else loader.construct_object(value_node, deep=True)
+    if not merges:
+        return out
+    loader.flatten_mapping(node)  # merged keys first, then the mapping's own (which win)
+    out = {}
     for key_node, value_node in node.value:
         out[_key(loader, key_node)] = loader.construct_object(value_node, deep=True)
     return out
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+
+
 def _key(loader: Any, key_node: yaml.Node) -> str:
+    if key_node.tag == _STR and isinstance(key_node, yaml.ScalarNode):
+        return str(key_node.value)
     key = loader.construct_object(key_node, deep=True)
     if not isinstance(key, str):
         key = "" if key is None else str(key)

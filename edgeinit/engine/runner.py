@@ -125,8 +125,21 @@ class Runner:
                 report.steps.append(self._source_failed(item))
             else:
                 report.steps.append(self.run_step(item))
+        if report.steps:
+            self._sync(report.steps[-1])
         report.duration_s = time.monotonic() - start
         return report
+
+    def _sync(self, entry: StepEntry) -> None:
+        """Make the names of files written so far durable (their content already is):
+        before anything outside edgeinit runs (a command could reboot) and at the end."""
+        try:
+            self.root.sync()
+        except OSError as e:
+            entry.status = "failed"
+            message = f"cannot sync written files to disk: {e.strerror or e}"
+            entry.error = f"{entry.error}; {message}" if entry.error else message
+            log.error("%s", message)
 
     def _source_failed(self, item: SourceFailed) -> StepEntry:
         log.error("%s: %s", item.stage, item.failure)
@@ -141,10 +154,6 @@ class Runner:
         except Exception as e:  # a bug must not stop the other steps
             log.exception("%s: internal error: %s: %s", ctx.who, type(e).__name__, e)
             ctx.errors.append(f"internal error: {type(e).__name__}: {e}")
-        try:
-            self.root.sync()  # the step's new names are on disk before the next step runs
-        except OSError as e:
-            ctx.fail(f"cannot sync the written files to disk: {e.strerror or e}")
         if ctx.errors and entry.status != "skipped":
             entry.status = "failed"
             entry.error = "; ".join(ctx.errors)
@@ -166,6 +175,10 @@ class Runner:
             for problem in errors:
                 ctx.fail(_located(doc, problem))
             return
+        if step.header.if_:
+            if not self.dry_run:
+                self._sync(entry)
+            self.root.forget_links()
         try:
             reason = conditions.check(step.header, self.facts, self.root, ctx.render)
         except conditions.ConditionError as e:
@@ -200,6 +213,8 @@ class Runner:
             entry.changed = True
             return
         if isinstance(change, RunCommand):
+            self._sync(entry)
+            self.root.forget_links()
             shown = change.label or change.command
             log.info("%s: running %s", ctx.who, shown)
             result = change.run(self.root)

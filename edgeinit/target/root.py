@@ -48,6 +48,7 @@ class TargetRoot:
         self.dry_run = dry_run
         self._overlay: dict[str, tuple[FileState, bytes | None]] = {}
         self._unsynced_dirs: set[str] = set()
+        self._plain_dirs: set[str] = set()  # resolve()'s memory; see forget_links
 
     # -- resolution -----------------------------------------------------------------
 
@@ -58,26 +59,36 @@ class TargetRoot:
         """
         check_config_path(path)
         todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
-        done: list[str] = []
+        prefixes = [self.path]  # the host path after each resolved component
+        plain = self._plain_dirs
         links = 0
         while todo:
             part = todo.pop()
             if part == "..":
-                if done:
-                    done.pop()
+                if len(prefixes) > 1:
+                    prefixes.pop()
                 continue
-            candidate = os.path.join(self.path, *done, part)
-            if (follow or todo) and os.path.islink(candidate):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise PathError(f"too many levels of symbolic links in '{path}'")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    done = []
-                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
-                continue
-            done.append(part)
-        return os.path.join(self.path, *done)
+            base = prefixes[-1]
+            candidate = base + part if base.endswith("/") else base + "/" + part
+            if (follow or todo) and candidate not in plain:
+                if os.path.islink(candidate):
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise PathError(f"too many levels of symbolic links in '{path}'")
+                    target = os.readlink(candidate)
+                    if target.startswith("/"):
+                        prefixes = [self.path]
+                    todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                    continue
+                if todo:
+                    plain.add(candidate)  # a directory on the way, known not to be a link
+            prefixes.append(candidate)
+        return prefixes[-1]
+
+    def forget_links(self) -> None:
+        """Forget which directories are known not to be links: something outside
+        edgeinit (a command) may have changed the tree."""
+        self._plain_dirs.clear()
 
     def display(self, host_path: str) -> str:
         """The target path a host path stands for (for messages and reports)."""
@@ -136,12 +147,13 @@ class TargetRoot:
 
     def touched(self, host_path: str) -> None:
         """A file or directory was created or renamed into place; its directory needs an
-        fsync before the step is over (see sync)."""
+        fsync (see sync)."""
         self._unsynced_dirs.add(os.path.dirname(host_path))
 
     def sync(self) -> None:
-        """fsync every directory that got a new entry: one fsync per directory per step
-        instead of one per file. Until then a crash may bring back an old, complete file."""
+        """fsync every directory that got a new entry since the last sync: once per
+        directory, not once per file. Until then a crash may bring back an old file,
+        complete (each file's content is fsynced before its rename)."""
         from edgeinit.target.fs import fsync_dir
 
         for directory in sorted(self._unsynced_dirs):
