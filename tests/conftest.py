@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -59,6 +60,25 @@ def install_shell(root: Path) -> None:
     sh = root / "bin" / "sh"
     if not sh.exists():
         os.symlink(os.path.relpath(root / dash.lstrip("/"), sh.parent), sh)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str = "64k") -> Iterator[Path]:
+    """A tiny tmpfs mounted at `where` (made if missing): a real full disk for tests.
+
+    Skips the test when not root or when mounting is not allowed here.
+    """
+    if not IS_ROOT:
+        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
+    where.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                           str(where)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture

@@ -28,6 +28,16 @@ def _search(pattern: str, text: str) -> bool | None:
         return None
 
 
+def _regex(key: str, pattern: str, value: str, shown: str) -> str | None:
+    """The skip reason of a regex condition on `value` (None when it matches)."""
+    found = _search(pattern, value)
+    if found is None:
+        return f"{key}: '{pattern}' is not a valid regex"
+    if not found:
+        return f"{key}: {shown} does not match '{pattern}'"
+    return None
+
+
 def check(
     header: Header,
     facts: Facts,
@@ -41,11 +51,9 @@ def check(
     """
     if header.node:
         hostname = facts.hostname()
-        found = _search(header.node, hostname)
-        if found is None:
-            return f"node: '{header.node}' is not a valid regex"
-        if not found:
-            return f"node: hostname '{hostname}' does not match '{header.node}'"
+        reason = _regex("node", header.node, hostname, f"hostname '{hostname}'")
+        if reason:
+            return reason
     if header.only_os:
         rel = facts.os_release()
         names = [rel[k] for k in ("ID", "NAME") if rel.get(k)]
@@ -58,18 +66,16 @@ def check(
             return f"only_os: '{' / '.join(names)}' does not match '{header.only_os}'"
     if header.only_os_version:
         version = facts.os_release().get("VERSION_ID", "")
-        found = _search(header.only_os_version, version) if version else False
-        if found is None:
-            return f"only_os_version: '{header.only_os_version}' is not a valid regex"
-        if not found:
-            return f"only_os_version: '{version}' does not match '{header.only_os_version}'"
+        if not version:
+            return "only_os_version: the target's os-release has no VERSION_ID"
+        reason = _regex("only_os_version", header.only_os_version, version, f"'{version}'")
+        if reason:
+            return reason
     if header.only_arch:
         arch = facts.arch()
-        found = _search(header.only_arch, arch)
-        if found is None:
-            return f"only_arch: '{header.only_arch}' is not a valid regex"
-        if not found:
-            return f"only_arch: '{arch}' does not match '{header.only_arch}'"
+        reason = _regex("only_arch", header.only_arch, arch, f"'{arch}'")
+        if reason:
+            return reason
     if header.only_service_manager:
         wanted = header.only_service_manager.strip().lower()
         if wanted not in ("systemd", "openrc"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edgeinit.model import Record
@@ -52,3 +52,20 @@ class Plugin(Record):
 
 class PluginError(Exception):
     """Raised by a plan to fail its step with a message (other plugins still run)."""
+
+
+def each_entry(
+    entries: Iterable[Any],
+    ctx: Context,
+    plan_one: Callable[[Any, Context], list[Change]],
+    expected: tuple[type[Exception], ...],
+) -> Iterator[Change]:
+    """Plan a list plugin's entries one by one: an entry that fails (with one of the
+    `expected` errors) fails the step with its path, and the others still run."""
+    for entry in entries:
+        try:
+            changes = plan_one(entry, ctx)
+        except expected as e:
+            ctx.fail(f"{getattr(entry, 'path', '') or '(no path)'}: {e}")
+            continue
+        yield from changes

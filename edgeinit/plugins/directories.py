@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from edgeinit.model import Record, spec
-from edgeinit.plugins.base import Context, Plugin, PluginError
+from edgeinit.plugins.base import Context, Plugin, PluginError, each_entry
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import DEFAULT_DIR_MODE, plan_attrs, plan_dirs
 from edgeinit.target.root import PathError
@@ -28,13 +28,7 @@ class Args(Record):
 
 
 def plan(args: Args, ctx: Context) -> Iterator[Change]:
-    for entry in args.directories:
-        try:
-            changes = _plan_one(entry, ctx)
-        except (PluginError, PathError) as e:
-            ctx.fail(f"{entry.path or '(no path)'}: {e}")
-            continue
-        yield from changes
+    yield from each_entry(args.directories, ctx, _plan_one, (PluginError, PathError))
 
 
 def _plan_one(entry: Directory, ctx: Context) -> list[Change]:

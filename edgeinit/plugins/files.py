@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 
 from edgeinit.model import Record, spec
-from edgeinit.plugins.base import Context, Plugin, PluginError
+from edgeinit.plugins.base import Context, Plugin, PluginError, each_entry
 from edgeinit.target import ids
 from edgeinit.target.changes import Change
 from edgeinit.target.plan import plan_write
@@ -86,13 +86,7 @@ def owner_ids(ctx: Context, owner: int | None, group: int | None, owner_string: 
 
 
 def plan(args: Args, ctx: Context) -> Iterator[Change]:
-    for entry in args.files:
-        try:
-            changes = _plan_one(entry, ctx)
-        except (PluginError, PathError, ids.LookupError_) as e:
-            ctx.fail(f"{entry.path or '(no path)'}: {e}")
-            continue
-        yield from changes
+    yield from each_entry(args.files, ctx, _plan_one, (PluginError, PathError, ids.LookupError_))
 
 
 def _plan_one(entry: File, ctx: Context) -> list[Change]:

@@ -5,17 +5,15 @@ disk is left half-written."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IS_ROOT
+from tests.conftest import small_tmpfs
 from tests.integration.test_dry_run import snapshot, snapshot_diff
 
 GOOD = ("name: good\nstages:\n  boot:\n    - name: good-step\n"
@@ -404,19 +402,8 @@ def test_everything_bad_at_once(cli, target, write, tmp_path, http_server):
 @pytest.fixture
 def small_fs(target: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs mounted at ROOT/small (root only)."""
-    if not IS_ROOT:
-        pytest.skip("needs root to mount a small tmpfs")
-    mnt = target / "small"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with small_tmpfs(target / "small") as mnt:
         yield mnt
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_full_disk_fails_the_step_and_keeps_the_old_file(cli, target, write, small_fs):

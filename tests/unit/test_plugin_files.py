@@ -10,7 +10,6 @@ import base64
 import gzip
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from edgeinit.target.changes import MakeDir, SetAttrs, WriteFile
-from tests.conftest import IS_ROOT, needs_root
+from tests.conftest import needs_root, small_tmpfs
 from tests.unit.plugin_harness import fake_root_user, run_step
 
 T = "/target"
@@ -347,18 +346,8 @@ def target_real(tmp_path: Path) -> Path:
 @pytest.fixture
 def full_root(tmp_path: Path) -> Iterator[Path]:
     """A target root on a 64 KiB tmpfs: a real full disk."""
-    if not IS_ROOT:
-        pytest.skip("needs root to mount a tmpfs (a real full disk)")
-    root = tmp_path / "tiny"
-    root.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs",
-                           str(root)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield root
-    finally:
-        subprocess.run(["umount", str(root)], check=False)
+    with small_tmpfs(tmp_path / "tiny") as mnt:
+        yield mnt
 
 
 def test_full_disk_fails_the_step_and_keeps_the_old_file(full_root: Path) -> None:

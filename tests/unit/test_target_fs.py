@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edgeinit.target import fs
-from tests.conftest import IS_ROOT, needs_root
+from tests.conftest import IS_ROOT, needs_root, small_tmpfs
 
 
 def _mode(p: Path) -> int:
@@ -162,18 +161,8 @@ def test_stale_temp_symlink_is_not_followed(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, to make a real full disk."""
-    if not IS_ROOT:
-        pytest.skip("needs root to mount a tmpfs (a real full disk)")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs",
-                           str(mnt)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_full_disk_keeps_the_old_file_and_leaves_no_temp(tiny_tmpfs: Path) -> None:
