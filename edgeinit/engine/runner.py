@@ -215,7 +215,7 @@ class Runner:
         if isinstance(change, RunCommand):
             self._sync(entry)
             self.root.forget_links()
-            shown = change.label or change.command
+            shown = change.shown
             log.info("%s: running %s", ctx.who, shown)
             result = change.run(self.root)
             if result.started:

@@ -139,8 +139,18 @@ class RunCommand(Record):
     label: str = ""  # what to show instead of the command, when it carries a secret
     timeout: float | None = None
 
+    @property
+    def shown(self) -> str:
+        """The command as logs and reports show it: the label, or the command with
+        password hashes and `password=...` values masked."""
+        if self.label:
+            return self.label
+        from edgeinit.target.diff import mask_text
+
+        return mask_text(self.command)
+
     def describe(self) -> str:
-        return f"run: {self.label or self.command}"
+        return f"run: {self.shown}"
 
     def diff(self) -> str:
         return ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 MASK = "********"
-_HASH = re.compile(r"\$(?:1|2[abxy]?|5|6|7|y|gy|sha1|md5)\$[^\s:]+")
+_HASH = re.compile(r"\$(?:1|2[abxy]?|5|6|7|y|gy|sha1|md5)\$[^\s:'\"]+")
 _ASSIGN = re.compile(r"(?i)((?:pass(?:word|wd)?|secret|token|api[_-]?key)\s*[:=]\s*)(\S.*)")
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")

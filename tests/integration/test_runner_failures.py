@@ -89,3 +89,26 @@ def test_a_failed_mkdir_is_not_followed_by_an_error_per_child(cli, target: Path,
     assert step["error"].count(";") == 0
     assert "cannot create directory /locked/a" in step["error"]
     assert step["changed"] is False
+
+
+SECRET_COMMAND = """
+stages:
+  boot:
+    - commands:
+        - "usermod -p '$6$saltsalt$abcdefghijklmnopqrstuvwxyz0123456789' rey"
+        - "echo password=hunter2 > /dev/null"
+"""
+
+
+def test_password_hashes_in_commands_are_masked_in_logs_and_report(cli, target: Path,
+                                                                   write) -> None:
+    """SPEC 7.9: a hash or a password= value in a command never reaches the log or the
+    report (the commands fail here, no shell in the root, and still say nothing)."""
+    res = cli("run", "--stage", "boot", "--root", target, "--json",
+              write("s.yaml", SECRET_COMMAND))
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in res.out + res.err
+    assert "hunter2" not in res.out + res.err
+    dry = cli("run", "--stage", "boot", "--root", target, "--dry-run",
+              write("s.yaml", SECRET_COMMAND))
+    assert "run: usermod -p '********' rey" in dry.out
+    assert "hunter2" not in dry.out + dry.err
