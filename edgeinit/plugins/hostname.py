@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin, PluginError
+from edgeinit.target import kernel
 from edgeinit.target.changes import Change, SetKernelHostname
 from edgeinit.target.plan import plan_write
 
@@ -61,9 +62,7 @@ def plan(args: Args, ctx: Context) -> Iterator[Change]:
     if not ctx.root.is_live:
         ctx.warn("kernel hostname not set: the root is not /")
         return
-    import socket
-
-    if socket.gethostname() != name:
+    if kernel.hostname() != name:
         yield SetKernelHostname(name)
 
 

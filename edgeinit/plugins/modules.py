@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
+from edgeinit.target import kernel
 from edgeinit.target.changes import Change, LoadModule
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")  # a leading "-" would be a modprobe option
@@ -16,14 +17,6 @@ class Args(Record):
     modules: list[str] = spec(factory=list, doc='Modules to load: "name [param=value ...]".')
 
 
-def loaded_modules(path: str = "/proc/modules") -> set[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return {line.split()[0] for line in f if line.strip()}
-    except OSError:
-        return set()
-
-
 def plan(args: Args, ctx: Context) -> Iterator[Change]:
     entries = [m.split() for m in args.modules if m.strip()]
     if not entries:
@@ -31,7 +24,7 @@ def plan(args: Args, ctx: Context) -> Iterator[Change]:
     if not ctx.root.is_live:
         ctx.warn("modules not loaded: the root is not / (" + ", ".join(e[0] for e in entries) + ")")
         return
-    loaded = loaded_modules()
+    loaded = kernel.loaded_modules()
     for name, *params in entries:
         if not _NAME.match(name):
             ctx.fail(f"'{name}' is not a valid module name")

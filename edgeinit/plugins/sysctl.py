@@ -7,26 +7,19 @@ warns. Values are not persisted to /etc/sysctl.d (yip does not either).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 
 from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
+from edgeinit.target import kernel
 from edgeinit.target.changes import Change, WriteKernelParam
 
-PROC_SYS = "/proc/sys"
 _KEY = re.compile(r"^[A-Za-z0-9_*:@-]+(?:[./][A-Za-z0-9_*:@-]+)*$")
 
 
 class Args(Record):
     sysctl: dict[str, str] = spec(factory=dict, doc="key -> value, e.g. vm.swappiness: 10.")
-
-
-def proc_path(key: str, base: str = PROC_SYS) -> str:
-    """/proc/sys path of a key: dots are separators unless the key uses slashes."""
-    rel = key if "/" in key else key.replace(".", "/")
-    return os.path.join(base, rel)
 
 
 def plan(args: Args, ctx: Context) -> Iterator[Change]:
@@ -40,10 +33,9 @@ def plan(args: Args, ctx: Context) -> Iterator[Change]:
         if not _KEY.match(key) or ".." in key.split("/"):
             ctx.fail(f"'{key}' is not a valid sysctl key")
             continue
-        path = proc_path(key)
+        path = kernel.sysctl_path(key)
         try:
-            with open(path, encoding="utf-8") as f:
-                old = f.read().strip()
+            old = kernel.read_sysctl(path)
         except FileNotFoundError:
             ctx.fail(f"unknown sysctl key '{key}' (no {path})")
             continue
