@@ -64,3 +64,11 @@ def owner_of(root: TargetRoot, spec: str) -> tuple[int, int]:
     uid = uid_of(root, user)
     gid = gid_of(root, group) if sep and group else primary_gid_of(root, user)
     return uid, gid
+
+
+def passwd_entry(root: TargetRoot, user: str) -> tuple[int, int, str]:
+    """uid, primary gid and home directory of `user` in the target's /etc/passwd."""
+    for row in _table(root, "/etc/passwd"):
+        if row[0] == user and len(row) >= 7 and row[2].isdigit() and row[3].isdigit():
+            return int(row[2]), int(row[3]), row[5]
+    raise LookupError_(f"user '{user}' not found in the target's /etc/passwd")
