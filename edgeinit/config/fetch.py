@@ -32,17 +32,23 @@ def fetch(url: str, *, timeout: float | None = None, limit: int = 16 * 1024 * 10
 
     log.info("fetching %s (gives up after %g s without progress)", url, timeout)
     request = urllib.request.Request(url, headers={"User-Agent": f"edgeinit/{__version__}"})
+    import http.client
+
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(limit + 1)
+            expected = response.length  # bytes the server announced and did not send
+        if expected and len(body) <= limit:
+            raise FetchError(f"cannot fetch {url}: the connection closed {expected} bytes "
+                             "before the end of the body")
     except urllib.error.HTTPError as e:
         raise FetchError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
         raise FetchError(f"cannot fetch {url}: {e.reason}") from None
     except TimeoutError:
         raise FetchError(f"cannot fetch {url}: no response within {timeout:g} s") from None
-    except OSError as e:
-        raise FetchError(f"cannot fetch {url}: {e}") from None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise FetchError(f"cannot fetch {url}: {e or type(e).__name__}") from None
     if len(body) > limit:
         raise FetchError(f"cannot fetch {url}: larger than {limit} bytes")
     return body

@@ -7,6 +7,11 @@ Keys already in the file stay; new ones are appended once (exact line match, SPE
 a fetched body gives one key per line. `.ssh` is made 0700 and the file 0600, owned
 by the user. A fetch that fails fails the step, names the user and the source, and
 leaves that user's file as it was. TLS certificates are verified.
+
+`.ssh` and `authorized_keys` live in a directory the user controls, so neither is
+followed when it is a symbolic link (root would otherwise chmod, chown or write
+whatever it points at). Public keys are not secret: the dry-run diff shows them
+although the file is 0600.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Iterator
 from edgeinit.model import Record, spec
 from edgeinit.plugins.base import Context, Plugin
 from edgeinit.target import ids
-from edgeinit.target.changes import Change
+from edgeinit.target.changes import Change, WriteFile
 from edgeinit.target.plan import plan_attrs, plan_dirs, plan_write
 from edgeinit.target.root import PathError
 
@@ -47,22 +52,45 @@ def source_url(key: str) -> str | None:
 
 def fetch_keys(url: str) -> list[str]:
     """The keys served at `url`, one per non-empty, non-comment line."""
-    from edgeinit.config.fetch import fetch
+    from http.client import HTTPException
 
-    body = fetch(url, limit=1024 * 1024).decode("utf-8", "replace")
+    from edgeinit.config.fetch import FetchError, fetch
+
+    try:
+        body = fetch(url, limit=1024 * 1024).decode("utf-8", "replace")
+    except (ValueError, HTTPException) as e:  # a URL urllib cannot take, a cut-off body
+        raise FetchError(f"cannot fetch {url}: {type(e).__name__}: {e}") from None
     return [line.strip() for line in body.splitlines()
             if line.strip() and not line.strip().startswith("#")]
 
 
 def merge(existing: str | None, keys: list[str]) -> str:
-    """`existing` with each key not already there (as a whole line) appended once."""
-    lines = (existing or "").splitlines()
-    present = {line.strip() for line in lines}
+    """`existing` with each key not already there (as a whole line) appended once.
+
+    The existing text is kept exactly as it is (a file that already holds every key
+    is not rewritten, not even to add a final newline).
+    """
+    text = existing or ""
+    present = {line.strip() for line in text.splitlines()}
+    added: list[str] = []
     for key in keys:
         if key not in present:
-            lines.append(key)
+            added.append(key)
             present.add(key)
-    return "".join(line + "\n" for line in lines)
+    if not added:
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "".join(key + "\n" for key in added)
+
+
+class KeysFile(WriteFile):
+    """An authorized_keys write: 0600, but public keys, so the dry-run diff shows them."""
+
+    def diff(self) -> str:
+        from edgeinit.target.diff import file_diff
+
+        return file_diff(self.path, self.old, self.content, secret=self.secret)
 
 
 def plan_user_keys(user: str, keys: list[str], ctx: Context) -> Iterator[Change]:
@@ -79,10 +107,13 @@ def plan_user_keys(user: str, keys: list[str], ctx: Context) -> Iterator[Change]
         if not key:
             continue
         url = source_url(key)
-        if url is None:
-            wanted.append(key)
+        if url is None:  # a literal entry; a block of several lines is several keys
+            wanted.extend(line.strip() for line in key.splitlines() if line.strip())
             continue
+        forge, _, name = key.partition(":")
         try:
+            if forge in FORGES and not name.strip():
+                raise FetchError(f"no {forge} user name after '{forge}:'")
             wanted.extend(fetch_keys(url))
         except FetchError as e:
             ctx.fail(f"authorized_keys: keys of '{user}' from {key}: {e}; "
@@ -103,17 +134,30 @@ def _plan_file(ctx: Context, uid: int, gid: int, home: str, keys: list[str]) -> 
     if home_state is None or home_state.kind != "dir":
         raise PathError(f"home directory {home} does not exist")
     ssh = posixpath.join(home, ".ssh")
-    host_ssh = root.resolve(ssh)
+    host_ssh = root.resolve(ssh, follow=False)
     st = root.state(host_ssh)
     if st is None:
         yield from plan_dirs(root, ssh, 0o700, uid, gid)
+    elif st.kind == "link":
+        raise PathError(f"{ssh} is a symbolic link; not followed")
     elif st.kind != "dir":
         raise PathError(f"{ssh} exists and is not a directory")
     else:
         yield from plan_attrs(root, ssh, host_ssh, st, 0o700, uid, gid)
     path = posixpath.join(ssh, "authorized_keys")
-    old = root.read_text(path)
-    yield from plan_write(root, path, merge(old, keys).encode(), mode=0o600, uid=uid, gid=gid)
+    host = root.resolve(path, follow=False)
+    st = root.state(host)
+    if st is not None and st.kind == "link":
+        raise PathError(f"{path} is a symbolic link; not followed")
+    if st is not None and st.kind != "file":
+        raise PathError(f"{path} exists and is not a regular file")
+    data = root.read_bytes(host) if st is not None else None
+    old = None if data is None else data.decode("utf-8", "surrogateescape")
+    content = merge(old, keys).encode("utf-8", "surrogateescape")
+    for change in plan_write(root, path, content, mode=0o600, uid=uid, gid=gid):
+        if type(change) is WriteFile:
+            change = KeysFile(*(getattr(change, f.name) for f in WriteFile.__fields__))
+        yield change
 
 
 def plan(args: Args, ctx: Context) -> Iterator[Change]:

@@ -50,8 +50,12 @@ class Table:
         self.kind = kind  # user (passwd), shadow, group or gshadow
         self.exists = text is not None
         self.nfields = KIND_FIELDS[kind]
-        self.lines: list[str] = (text or "").splitlines()
+        # split("\n"), not splitlines(): a form feed or U+2028 in a gecos is no line end
+        self.lines: list[str] = (text or "").split("\n")
+        if self.lines[-1] == "":
+            self.lines.pop()
         self.original = text
+        self._original_lines = list(self.lines)
 
     def _row(self, line: str) -> list[str] | None:
         if not line or line.startswith("#"):
@@ -116,7 +120,8 @@ class Table:
 
     @property
     def changed(self) -> bool:
-        return self.text() != self.original
+        """Whether a line was set or removed (a missing final newline alone is no change)."""
+        return self.lines != self._original_lines if self.exists else bool(self.lines)
 
 
 class Accounts:
@@ -223,11 +228,15 @@ def write_order(accounts: Accounts) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def pwd_lock(root: TargetRoot, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the shadow-utils lock of the target (fcntl write lock on /etc/.pwd.lock)."""
+def pwd_lock(root: TargetRoot, timeout: float | None = None) -> Iterator[None]:
+    """Hold the shadow-utils lock of the target (fcntl write lock on /etc/.pwd.lock),
+    waiting at most `timeout` seconds (LOCK_TIMEOUT, read at call time, by default)."""
     import fcntl
 
     from edgeinit.log import log
+
+    if timeout is None:
+        timeout = LOCK_TIMEOUT
 
     path = root.resolve(LOCK_FILE)
     try:
@@ -310,8 +319,8 @@ class EditAccounts(Record):
         out = []
         for path, (old, new) in self.preview.items():
             secret = path in SECRET_FILES
-            out.append(file_diff(path, None if old is None else old.encode(),
-                                 (new or "").encode(), secret=secret,
+            out.append(file_diff(path, None if old is None else _masked(old).encode(),
+                                 _masked(new or "").encode(), secret=secret,
                                  mode=0o640 if secret else 0o644))
         return "".join(out)
 
@@ -334,6 +343,21 @@ class EditAccounts(Record):
             st = root.state(host)
             mode, uid, gid = (st.mode, st.uid, st.gid) if st else _new_file_attrs(root, path)
             root.record(host, FileState("file", mode, uid, gid), (new or "").encode())
+
+
+def _masked(text: str) -> str:
+    """Account lines with their password field masked, unless it holds no secret (`x`,
+    `*`, `!`, empty): a diff never shows a password or a hash, whatever the file."""
+    from edgeinit.target.diff import MASK
+
+    lines = []
+    for line in text.splitlines(keepends=True):
+        fields = line.split(":")
+        if len(fields) > 2 and fields[1] not in ("", "x", "*", "!", "!!", "!*"):
+            fields[1] = "!" + MASK if fields[1].startswith("!") else MASK
+            line = ":".join(fields)
+        lines.append(line)
+    return "".join(lines)
 
 
 def plan_edit(root: TargetRoot, description: str, edit: Callable[[Accounts], Any]

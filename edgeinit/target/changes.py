@@ -132,6 +132,41 @@ class SetAttrs(Record):
         root.record(self.host_path, new, data)
 
 
+class CreateHome(Record):
+    """A new home directory holding a copy of a skeleton directory, made all at once.
+
+    The copy is built in `.NAME.edgeinit-new` beside the home and renamed into place,
+    so a home either does not exist or is complete: a crash mid-copy leaves only the
+    temp directory, which the next attempt removes and builds again.
+    """
+
+    path: str
+    host_path: str
+    mode: int
+    uid: int
+    gid: int
+    skel_host: str | None  # None: an empty home
+    skel: str = "/etc/skel"
+
+    def describe(self) -> str:
+        source = f" with a copy of {self.skel}" if self.skel_host else ""
+        owner = f"{self.uid}:{self.gid}"
+        return f"create home {self.path} (mode {self.mode:04o}, owner {owner}){source}"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            fs.make_tree(self.host_path, self.mode, self.uid, self.gid, self.skel_host)
+        except OSError as e:
+            raise ApplyError(f"cannot create home {self.path}: {e.strerror or e}") from e
+        root.touched(self.host_path)
+
+    def record(self, root: TargetRoot) -> None:
+        root.record(self.host_path, FileState("dir", self.mode, self.uid, self.gid))
+
+
 class RunCommand(Record):
     """Run a shell command in the target (chrooted when the root is not `/`)."""
 
@@ -249,5 +284,6 @@ class LoadModule(Record):
 
 
 Change = (
-    WriteFile | MakeDir | SetAttrs | RunCommand | SetKernelHostname | WriteKernelParam | LoadModule
+    WriteFile | MakeDir | SetAttrs | CreateHome | RunCommand | SetKernelHostname
+    | WriteKernelParam | LoadModule
 )
