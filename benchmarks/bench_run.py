@@ -128,13 +128,29 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+ACCOUNTS = {  # a small Debian-like /etc: the seed's users and entities steps have work to do
+    "passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    "shadow": "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
+              "nobody:*:19000:0:99999:7:::\n",
+    "group": "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nusers:x:100:\nnogroup:x:65534:\n",
+    "gshadow": "root:*::\ndaemon:*::\nshadow:*::\nusers:*::\nnogroup:*::\n",
+}
+
+
 def fresh_root(root: Path, state: Path | None = None) -> None:
-    """A scratch target root with a minimal /etc (hosts), and an empty state dir."""
+    """A scratch target root with a minimal /etc (hosts, account files, skel), and an
+    empty state dir."""
     for path in (root, state):
         if path is not None and path.exists():
             shutil.rmtree(path)
-    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "skel").mkdir(parents=True)
     (root / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n")
+    (root / "etc" / "skel" / ".profile").write_text("# ~/.profile\n")
+    for name, text in ACCOUNTS.items():
+        (root / "etc" / name).write_text(text)
+        if name in ("shadow", "gshadow"):
+            os.chmod(root / "etc" / name, 0o640)
     if state is not None:
         state.mkdir(parents=True)
 
