@@ -216,3 +216,56 @@ def http_server() -> Iterator[Callable[..., str]]:
     yield serve
     server.shutdown()
     server.server_close()
+
+
+PERMISSIVE_POLICY = """
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+"""
+
+
+@pytest.fixture
+def private_bus(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """A real dbus-daemon on a socket in a temporary directory.
+
+    start() uses a permissive policy; start(policy=XML) takes <policy> elements (the
+    real edgeinit policy, say); start(include=PATH) includes a policy file as the
+    system bus does. Returns the bus address (unix:path=...). Skips without dbus-daemon.
+    """
+    daemon = shutil.which("dbus-daemon")
+    if daemon is None:
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(policy: str | None = None, include: str | Path | None = None) -> str:
+        n = len(procs)
+        sock = tmp_path / f"bus{n}.sock"
+        conf = tmp_path / f"bus{n}.conf"
+        extra = f"<include>{include}</include>" if include else ""
+        conf.write_text(
+            '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"'
+            ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+            f"<busconfig><type>system</type><listen>unix:path={sock}</listen>"
+            "<auth>EXTERNAL</auth>"
+            f"{policy if policy is not None else PERMISSIVE_POLICY}{extra}</busconfig>\n")
+        proc = subprocess.Popen([daemon, f"--config-file={conf}", "--nofork", "--nopidfile",
+                                 "--print-address"], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        if not address:
+            pytest.fail(f"dbus-daemon did not start with {conf}")
+        return address
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
