@@ -14,6 +14,14 @@ from types import SimpleNamespace
 from edgeinit.args import Command, Option, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STATUS_BUS_TIMEOUT = 1.0  # seconds `status` waits for the daemon before reading files
+
+
+def _seconds(text: str, *, zero_ok: bool = False) -> float:
+    value = float(text)
+    if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+        raise ValueError(text)
+    return value
 
 COMMANDS = {
     "run": Command(
@@ -43,6 +51,23 @@ COMMANDS = {
                    help="give up waiting after this long (default 900)"),
         ],
     ),
+    "daemon": Command(
+        "daemon", "Run as a service: reconcile on an interval and when the config changes, "
+                  "apply labelled config devices, serve the D-Bus API io.edgeinit.Manager1.",
+        [
+            Option("--interval", value="SECONDS", convert=_seconds, default=3600.0,
+                   help="run the reconcile stage this often (default 3600)"),
+            Option("--debounce", value="SECONDS",
+                   convert=lambda text: _seconds(text, zero_ok=True), default=5.0,
+                   help="reconcile this long after the last config change (default 5)"),
+            Option("--root", value="DIR", default="/", help="the target system's root (default /)"),
+            Option("--labels", value="LIST", default="COS_OEM,CIDATA",
+                   help="filesystem labels of config devices, comma-separated "
+                        "(default COS_OEM,CIDATA; empty: none)"),
+            Option("--cmdline", value="FILE",
+                   help="kernel command line to read (default /proc/cmdline)"),
+        ],
+    ),
 }
 
 TOP_HELP = """usage: edgeinit [--version] COMMAND [OPTIONS] [SOURCE ...]
@@ -54,6 +79,7 @@ commands:
   validate   check config files without running anything
   schema     print the JSON Schema of a config file
   status     show the last report of each stage
+  daemon     run as a service (reconcile, config devices, D-Bus API)
 
 `edgeinit COMMAND --help` describes each command.
 """
@@ -91,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log.setup()
     handler = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema,
-               "status": cmd_status}[command.name]
+               "status": cmd_status, "daemon": cmd_daemon}[command.name]
     try:
         return handler(SimpleNamespace(**values))
     except KeyboardInterrupt:
@@ -168,7 +194,11 @@ def cmd_status(args: SimpleNamespace) -> int:
     if args.wait and not report_mod.wait_idle(args.timeout):
         print(f"edgeinit: a run is still in progress after {args.timeout:g} s", file=sys.stderr)
         return EXIT_FAILED
-    reports = report_mod.read_reports()
+    from edgeinit.daemon.client import daemon_reports
+
+    reports = daemon_reports(STATUS_BUS_TIMEOUT)
+    if reports is None:
+        reports = report_mod.read_reports()
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
@@ -181,3 +211,14 @@ def cmd_status(args: SimpleNamespace) -> int:
     if not reports:
         return EXIT_FAILED
     return EXIT_OK if all(r.get("ok") for r in reports.values()) else EXIT_FAILED
+
+
+def cmd_daemon(args: SimpleNamespace) -> int:
+    if not os.path.isdir(args.root):
+        print(f"edgeinit: --root {args.root} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    from edgeinit.daemon import service, udev
+
+    options = service.Options(root=args.root, interval=args.interval, debounce=args.debounce,
+                              labels=udev.parse_labels(args.labels), cmdline=args.cmdline)
+    return service.run(options)

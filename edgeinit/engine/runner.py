@@ -25,6 +25,7 @@ from edgeinit.target.ids import LookupError_
 from edgeinit.target.root import PathError, TargetRoot
 
 OUTPUT_TAIL_LINES = 20
+NOT_RUN_STOPPING = "not run: stopping"
 RANDOM_PATTERNS = {"UUID": "[0-9a-f-]/36", "Random": "[0-9a-z]/32"}
 
 
@@ -111,6 +112,10 @@ class StepContext:
 class Runner:
     """Runs stage plans against one target root."""
 
+    # Set by the daemon on SIGTERM: the step that runs finishes, the steps after it are
+    # reported failed with NOT_RUN_STOPPING instead of running.
+    stop_requested = False
+
     def __init__(self, root: TargetRoot) -> None:
         self.root = root
         self.dry_run = root.dry_run
@@ -123,6 +128,9 @@ class Runner:
         for item in stage_plan.items:
             if isinstance(item, SourceFailed):
                 report.steps.append(self._source_failed(item))
+            elif Runner.stop_requested:
+                report.steps.append(StepEntry(item.stage, item.doc.origin, item.name, "failed",
+                                              error=NOT_RUN_STOPPING))
             else:
                 report.steps.append(self.run_step(item))
         if report.steps:

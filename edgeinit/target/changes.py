@@ -9,6 +9,7 @@ itself without leaking secrets.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from edgeinit.model import Record
 from edgeinit.target import exec as exec_
@@ -283,7 +284,132 @@ class LoadModule(Record):
         """Kernel state is not part of the overlay."""
 
 
+class MakeSymlink(Record):
+    """Create a symbolic link, or point an existing link elsewhere (renamed over it, so
+    the name never goes missing). Already pointing at `target`: nothing to do."""
+
+    path: str
+    host_path: str
+    target: str
+    old: str | None = None  # the target of the link being replaced
+
+    def describe(self) -> str:
+        if self.old is None:
+            return f"link {self.path} -> {self.target}"
+        return f"relink {self.path} -> {self.target} (was -> {self.old})"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            if os.path.islink(self.host_path) and os.readlink(self.host_path) == self.target:
+                return
+            fs.make_symlink(self.host_path, self.target, sync_dir=False)
+            root.touched(self.host_path)
+        except FileExistsError:
+            raise ApplyError(f"cannot link {self.path}: something that is not a symbolic "
+                             "link is in the way") from None
+        except OSError as e:
+            raise ApplyError(f"cannot link {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        data = self.target.encode("utf-8", "surrogateescape")
+        root.record(self.host_path, FileState("link", 0o777, 0, 0, len(data)), data)
+
+
+class RemovePath(Record):
+    """Remove a symbolic link (never what it points at). Already gone: nothing to do."""
+
+    path: str
+    host_path: str
+    old: str = ""  # where it pointed, for people
+
+    def describe(self) -> str:
+        return f"remove {self.path}" + (f" (-> {self.old})" if self.old else "")
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        try:
+            if not os.path.islink(self.host_path):
+                if os.path.lexists(self.host_path):
+                    raise ApplyError(f"cannot remove {self.path}: no longer a symbolic link")
+                return
+            os.unlink(self.host_path)
+            root.touched(self.host_path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ApplyError(f"cannot remove {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        root.record_removed(self.host_path)
+
+
+class RemoveDir(Record):
+    """Remove a directory left empty (by removing links). Gone, or no longer empty:
+    nothing to do."""
+
+    path: str
+    host_path: str
+
+    def describe(self) -> str:
+        return f"remove empty directory {self.path}"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        import errno
+
+        try:
+            os.rmdir(self.host_path)
+            root.touched(self.host_path)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                raise ApplyError(f"cannot remove directory {self.path}: {e.strerror or e}"
+                                 ) from e
+
+    def record(self, root: TargetRoot) -> None:
+        root.record_removed(self.host_path)
+
+
+class SystemdCall(Record):
+    """Ask the running systemd, over D-Bus, to enable, disable, mask or start a unit, or
+    to reload its unit files. `bus` is a target.systemd_bus.Systemd of the step."""
+
+    action: str  # "enable", "disable", "mask", "reload" or "start"
+    unit: str
+    bus: Any
+
+    def describe(self) -> str:
+        if self.action == "reload":
+            return "reload systemd's unit files (daemon-reload)"
+        return f"{self.action} {self.unit} (systemd over D-Bus)"
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        from edgeinit.target.systemd_bus import BusError
+
+        try:
+            if self.action == "reload":
+                self.bus.reload()
+            else:
+                getattr(self.bus, self.action)(self.unit)
+        except BusError as e:
+            what = "reload systemd" if self.action == "reload" else f"{self.action} {self.unit}"
+            why = f"unit {self.unit} does not exist ({e})" if e.no_such_unit else str(e)
+            raise ApplyError(f"cannot {what}: {why}") from None
+
+    def record(self, root: TargetRoot) -> None:
+        """The running system's state is not part of the overlay."""
+
+
 Change = (
     WriteFile | MakeDir | SetAttrs | CreateHome | RunCommand | SetKernelHostname
-    | WriteKernelParam | LoadModule
+    | WriteKernelParam | LoadModule | MakeSymlink | RemovePath | RemoveDir | SystemdCall
 )

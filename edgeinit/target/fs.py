@@ -97,6 +97,28 @@ def _fchown(fd: int, uid: int, gid: int) -> None:
         os.fchown(fd, uid, gid)
 
 
+def make_symlink(host_path: str, target: str, *, sync_dir: bool = True) -> None:
+    """Make `host_path` a symbolic link to `target`, replacing a link already there at
+    once (a new link under the temp name, renamed over it): the name always exists."""
+    try:
+        os.symlink(target, host_path)
+    except FileExistsError:
+        if not os.path.islink(host_path):
+            raise
+        tmp = temp_path_for(host_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # debris of an earlier, interrupted replacement
+        os.symlink(target, tmp)
+        try:
+            os.rename(tmp, host_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    if sync_dir:
+        fsync_dir(os.path.dirname(host_path))
+
+
 def make_tree(host_path: str, mode: int, uid: int, gid: int, source: str | None) -> None:
     """Create directory `host_path` (mode, owner) holding a copy of `source` (files,
     directories and symlinks, modes kept, all owned uid:gid), all at once.

@@ -135,6 +135,36 @@ class TargetRoot:
         except FileNotFoundError:
             return None
 
+    def read_link(self, host_path: str) -> str | None:
+        """Target of a symbolic link, or None when the path is not one (overlay-aware)."""
+        pending = self._overlay.get(host_path)
+        if pending is not None:
+            st, data = pending
+            if st is _PENDING_DELETED or st.kind != "link" or data is None:
+                return None
+            return data.decode("utf-8", "surrogateescape")
+        try:
+            return os.readlink(host_path)
+        except OSError:  # missing, or not a link
+            return None
+
+    def list_dir(self, host_path: str) -> list[str]:
+        """Sorted names in a directory, with planned entries (dry run) added and planned
+        removals left out; empty when it is not a directory."""
+        try:
+            names = set(os.listdir(host_path))
+        except OSError:
+            names = set()
+        if self._overlay:
+            prefix = host_path.rstrip("/") + "/"
+            for path, (st, _) in self._overlay.items():
+                if path.startswith(prefix) and "/" not in path[len(prefix):]:
+                    if st is _PENDING_DELETED:
+                        names.discard(path[len(prefix):])
+                    else:
+                        names.add(path[len(prefix):])
+        return sorted(names)
+
     def read_text(self, path: str) -> str | None:
         """Text of a target file (by target path), None when missing or unreadable."""
         try:
@@ -165,6 +195,10 @@ class TargetRoot:
     def record(self, host_path: str, state: FileState, data: bytes | None = None) -> None:
         """Remember a planned write (dry-run only)."""
         self._overlay[host_path] = (state, data)
+
+    def record_removed(self, host_path: str) -> None:
+        """Remember a planned removal (dry-run only)."""
+        self._overlay[host_path] = (_PENDING_DELETED, None)  # type: ignore[assignment]
 
 
 def check_config_path(path: str) -> None:
