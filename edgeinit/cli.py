@@ -68,6 +68,21 @@ COMMANDS = {
                    help="kernel command line to read (default /proc/cmdline)"),
         ],
     ),
+    "mount-layout": Command(
+        "mount-layout", "Mount the immutable layout (/run/cos/cos-layout.env and the kernel "
+                        "arguments rd.cos.*) on the new root and write its /etc/fstab.",
+        [
+            Option("--sysroot", value="DIR", default="/",
+                   help="the new root (default /: the initrd unit runs this chrooted into "
+                        "it); paths under /run stay the running system's /run"),
+            Option("--cmdline", value="FILE",
+                   help="kernel command line to read (default /proc/cmdline)"),
+            Option("--env-file", value="FILE", default="/run/cos/cos-layout.env",
+                   help="the layout env file (default /run/cos/cos-layout.env; "
+                        "missing: the defaults)"),
+            Option("--dry-run", help="mount nothing; print the plan and the /etc/fstab"),
+        ],
+    ),
 }
 
 TOP_HELP = """usage: edgeinit [--version] COMMAND [OPTIONS] [SOURCE ...]
@@ -80,6 +95,7 @@ commands:
   schema     print the JSON Schema of a config file
   status     show the last report of each stage
   daemon     run as a service (reconcile, config devices, D-Bus API)
+  mount-layout  mount the immutable layout on the new root (initrd)
 
 `edgeinit COMMAND --help` describes each command.
 """
@@ -117,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log.setup()
     handler = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema,
-               "status": cmd_status, "daemon": cmd_daemon}[command.name]
+               "status": cmd_status, "daemon": cmd_daemon,
+               "mount-layout": cmd_mount_layout}[command.name]
     try:
         return handler(SimpleNamespace(**values))
     except KeyboardInterrupt:
@@ -222,3 +239,13 @@ def cmd_daemon(args: SimpleNamespace) -> int:
     options = service.Options(root=args.root, interval=args.interval, debounce=args.debounce,
                               labels=udev.parse_labels(args.labels), cmdline=args.cmdline)
     return service.run(options)
+
+
+def cmd_mount_layout(args: SimpleNamespace) -> int:
+    if not os.path.isdir(args.sysroot):
+        print(f"edgeinit: --sysroot {args.sysroot} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    from edgeinit.layout import mount
+
+    return mount.main(os.path.realpath(args.sysroot), args.env_file,
+                      _read_cmdline(args.cmdline), args.dry_run)

@@ -567,6 +567,30 @@ def test_helper_runs_the_command_in_the_real_root_and_keeps_its_mounts(sysroot: 
 
 
 @needs_root
+def test_a_mount_the_command_makes_under_run_reaches_the_initrds_run(sysroot: Path) -> None:
+    """mount-layout mounts its overlay base (a tmpfs) at /run/overlay inside the chroot:
+    it must appear in the initrd's own /run, which switch-root carries over, and stay
+    after the helper unmounts its bind of /run (a bind made a slave at once would keep
+    it private to the chroot, and the lazy unmount would drop it)."""
+    inner = "mount -t tmpfs -o size=1m overlay-base /run/overlay"
+    proc = in_namespace(f"""\
+        mount -t tmpfs tmpfs /run
+        mkdir /run/overlay
+        rc=0
+        "$HELPER" /bin/sh -c '{inner}' || rc=$?
+        echo "rc=$rc"
+        findmnt -rn -o SOURCE /run/overlay | sed 's/^/base=/'
+        {MOUNTS_UNDER_ROOT}
+        findmnt -rn /dev/pts >/dev/null && echo pts=still-mounted
+        """, ROOT=str(sysroot), HELPER=str(HELPER), EDGEINIT_SYSROOT=str(sysroot))
+    out = proc.stdout
+    assert lines(out, "rc=") == ["0"], out + proc.stderr
+    assert lines(out, "base=") == ["overlay-base"], out + proc.stderr
+    assert lines(out, "mount=") == [], out  # nothing of the helper's left under the root
+    assert lines(out, "pts=") == ["still-mounted"], out
+
+
+@needs_root
 def test_helper_unmounts_its_binds_when_killed(sysroot: Path) -> None:
     # timeout(1) signals its whole process group, as systemd signals the unit's cgroup.
     proc = in_namespace(f"""\
