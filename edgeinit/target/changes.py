@@ -409,7 +409,165 @@ class SystemdCall(Record):
         """The running system's state is not part of the overlay."""
 
 
+class DownloadFile(Record):
+    """Put a downloaded body in place: the plan streamed it into the temp file beside
+    the destination (`staged`); this gives it mode and owner and renames it over the
+    file. In a dry run nothing was staged and `preview` holds a small body for the diff.
+    """
+
+    path: str
+    host_path: str
+    url: str  # as shown (a password in it masked)
+    staged: str  # host path of the temp file beside the destination; "" in a dry run
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    old_state: FileState | None = None
+    preview: bytes | None = None  # the body, when small enough to show a diff
+    old: bytes | None = None  # the current content, when small enough to show a diff
+
+    def describe(self) -> str:
+        what = "download" if self.old_state is None else "replace with"
+        return (f"{what} {self.url} -> {self.path} ({self.size} bytes, mode "
+                f"{self.mode:04o}, owner {self.uid}:{self.gid})")
+
+    def diff(self) -> str:
+        from edgeinit.target.diff import file_diff
+
+        if self.preview is not None and (self.old_state is None or self.old is not None):
+            return file_diff(self.path, self.old, self.preview, mode=self.mode)
+        before = "absent" if self.old_state is None else f"{self.old_state.size} bytes"
+        return (f"--- {self.path}\n+++ {self.path}\n"
+                f"@@ downloaded content: {before} -> {self.size} bytes @@\n")
+
+    def apply(self, root: TargetRoot) -> None:
+        if not self.staged:
+            raise ApplyError(f"cannot write {self.path}: nothing was downloaded")
+        try:
+            fs.commit_staged(self.staged, self.host_path, self.mode, self.uid, self.gid,
+                             sync_dir=False)
+            root.touched(self.host_path)
+        except OSError as e:
+            raise ApplyError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    def record(self, root: TargetRoot) -> None:
+        root.record(self.host_path, FileState("file", self.mode, self.uid, self.gid, self.size),
+                    self.preview)
+
+
+class GitClone(Record):
+    """Clone a repository into a path that does not exist yet (or is an empty directory,
+    whose mode and owner `like` keeps), with the host's git (target/gitrepo.py)."""
+
+    path: str
+    host_path: str
+    remote: Any  # gitrepo.Remote: its repr and every message mask the credentials
+    branch: str
+    commit: str  # the branch head when planned
+    single_branch: bool = False
+    like: tuple[int, int, int] | None = None  # mode, uid, gid of an empty directory there
+
+    def describe(self) -> str:
+        return (f"clone {self.remote.shown} (branch {self.branch} at {self.commit[:12]}) "
+                f"into {self.path}")
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        from edgeinit.target import gitrepo
+
+        try:
+            with gitrepo.session(self.remote) as git:
+                git.clone(self.host_path, self.branch, self.single_branch, self.like)
+        except gitrepo.GitError as e:
+            raise ApplyError(f"cannot clone {self.remote.shown} into {self.path}: {e}") from None
+        except OSError as e:
+            raise ApplyError(f"cannot clone {self.remote.shown} into {self.path}: "
+                             f"{self.remote.mask(str(e.strerror or e))}") from None
+
+    def record(self, root: TargetRoot) -> None:
+        mode, uid, gid = self.like or (0o755, 0, 0)
+        root.record(self.host_path, FileState("dir", mode, uid, gid))
+        root.record(os.path.join(self.host_path, ".git"), FileState("dir", 0o755, 0, 0))
+
+
+class GitUpdate(Record):
+    """Fetch a branch into an existing repository and make its work tree the branch
+    head (what differs is listed in `what`)."""
+
+    path: str
+    host_path: str
+    remote: Any  # gitrepo.Remote
+    branch: str
+    commit: str
+    local: Any  # gitrepo.Local: the repository as planned
+    what: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"update {self.path} from {self.remote.shown}: " + ", ".join(self.what)
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        from edgeinit.target import gitrepo
+
+        try:
+            with gitrepo.session(self.remote) as git:
+                git.update(self.host_path, self.branch, self.local)
+        except gitrepo.GitError as e:
+            raise ApplyError(f"cannot update {self.path}: {e}") from None
+        except OSError as e:
+            raise ApplyError(f"cannot update {self.path}: "
+                             f"{self.remote.mask(str(e.strerror or e))}") from None
+
+    def record(self, root: TargetRoot) -> None:
+        """The repository's files are not part of the overlay."""
+
+
+class UnpackImage(Record):
+    """Unpack an OCI image into a directory with skopeo and umoci (target/oci.py): into
+    a new directory all at once, or merged into an existing one."""
+
+    target: str
+    host_path: str
+    source: Any  # oci.Source
+    platform: str  # "os/arch[/variant]", or "" for this machine's
+    digest: str  # sha256 of the image's config: what the directory is stamped with
+    merge: bool = False
+
+    def describe(self) -> str:
+        platform = self.platform or "this machine's platform"
+        how = "merged into the existing directory" if self.merge else "a new directory"
+        return (f"unpack {self.source.shown} ({platform}, config {self.digest[:19]}) "
+                f"into {self.target} ({how})")
+
+    def diff(self) -> str:
+        return ""
+
+    def apply(self, root: TargetRoot) -> None:
+        from edgeinit.target import oci
+
+        try:
+            oci.unpack(self.source, self.platform, self.host_path, self.digest, self.merge)
+        except oci.ImageError as e:
+            raise ApplyError(f"{self.target}: cannot unpack image {self.source.shown}: {e}"
+                             ) from None
+        except OSError as e:
+            raise ApplyError(f"{self.target}: cannot unpack image {self.source.shown}: "
+                             f"{e.strerror or e}") from None
+        root.forget_links()  # the tree under the target is new
+        root.touched(self.host_path)
+
+    def record(self, root: TargetRoot) -> None:
+        if not self.merge:
+            root.record(self.host_path, FileState("dir", 0o755, 0, 0))
+
+
 Change = (
     WriteFile | MakeDir | SetAttrs | CreateHome | RunCommand | SetKernelHostname
     | WriteKernelParam | LoadModule | MakeSymlink | RemovePath | RemoveDir | SystemdCall
+    | DownloadFile | GitClone | GitUpdate | UnpackImage
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterable
 
 TEMP_SUFFIX = ".edgeinit-new"
 
@@ -51,6 +52,57 @@ def atomic_write(host_path: str, data: bytes, mode: int, uid: int, gid: int, *,
         raise
     if sync_dir:
         fsync_dir(os.path.dirname(host_path))
+
+
+def stage_stream(host_path: str, chunks: Iterable[bytes]) -> str:
+    """Write `chunks` (a body too large to hold in memory) to the temp file beside
+    `host_path`, 0600 and fsynced; return its path. The file itself is not touched:
+    commit_staged renames the temp over it, discard_staged drops it. Any failure
+    (the source failing mid-way, a full disk) removes the temp file.
+    """
+    tmp = temp_path_for(host_path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # debris of an earlier, interrupted write
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        discard_staged(tmp)
+        raise
+    return tmp
+
+
+def commit_staged(tmp: str, host_path: str, mode: int, uid: int, gid: int, *,
+                  sync_dir: bool = True) -> None:
+    """Give a staged temp file (stage_stream) its owner and mode and rename it over
+    `host_path`; on failure the temp file is removed and `host_path` is as it was."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            _fchown(fd, uid, gid)
+            os.fchmod(fd, mode)  # after chown: chown clears set-id bits
+        finally:
+            os.close(fd)
+        os.rename(tmp, host_path)
+    except BaseException:
+        discard_staged(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(os.path.dirname(host_path))
+
+
+def discard_staged(tmp: str) -> None:
+    """Remove a staged temp file that is not to be committed ("" = nothing staged)."""
+    if tmp:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def make_dir(host_path: str, mode: int, uid: int, gid: int, *, sync_dir: bool = True) -> None:
