@@ -37,6 +37,8 @@ UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target", ".mount")
 DISABLE_CONDITIONS = {"!edgeinit.disable", "!rd.cos.disable"}
 ALL_UNITS = sorted(p.name for p in UNIT_DIR.glob("*") if p.suffix in UNIT_SUFFIXES)
 SERVICES = [u for u in ALL_UNITS if u.endswith(".service")]
+DRACUT_DIR = REPO / "dracut" / "90edgeinit"
+DRACUT_UNITS = sorted(p.name for p in DRACUT_DIR.glob("*") if p.suffix in UNIT_SUFFIXES)
 
 # The boot position of each stage (../shared/reference/yip-behaviour.md section 4).
 STAGES = {
@@ -322,10 +324,11 @@ def stubbed_units(dest: Path, edgeinit: str | None = None) -> Path:
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
         edgeinit = str(stub)
-    for name in ALL_UNITS:
-        text = (UNIT_DIR / name).read_text()
+    sources = [UNIT_DIR / n for n in ALL_UNITS] + [DRACUT_DIR / n for n in DRACUT_UNITS]
+    for source in sources:
+        text = source.read_text()
         text = text.replace(HELPER_INSTALLED, str(HELPER)).replace(EDGEINIT, edgeinit)
-        (dest / name).write_text(text)
+        (dest / source.name).write_text(text)
     return dest
 
 
@@ -349,6 +352,22 @@ def test_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert not about_us(output, unit_dir), output
+
+
+@needs_analyze
+@pytest.mark.parametrize("name", DRACUT_UNITS)
+def test_systemd_analyze_verify_of_the_dracut_modules_units(tmp_path: Path, name: str) -> None:
+    """The initrd-only units the dracut module ships (edgeinit-mount-layout.service)
+    pass the same verification, with the same finite timeout and kill switches."""
+    unit_dir = stubbed_units(tmp_path / "units")
+    proc = verify(unit_dir, name)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert not about_us(output, unit_dir), output
+    unit = parse_unit(DRACUT_DIR / name)
+    assert words(unit, "Unit", "ConditionKernelCommandLine") >= DISABLE_CONDITIONS
+    timeout = [v for k, v in unit.get("Service", []) if k == "TimeoutStartSec"]
+    assert timeout and timeout[-1] not in ("0", "infinity"), timeout
 
 
 @needs_analyze
