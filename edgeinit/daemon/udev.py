@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -47,15 +46,13 @@ def matching_label(properties: Mapping[str, Any], labels: Iterable[str]) -> str 
 
 
 def _run(argv: list[str]) -> tuple[bool, str]:
+    from edgeinit.target.exec import ToolError, run_tool
+
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                              stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return False, f"{argv[0]} did not finish within {MOUNT_TIMEOUT:g} s"
-    except OSError as e:
-        return False, f"cannot run {argv[0]}: {e.strerror or e}"
-    message = (proc.stderr or proc.stdout).strip()
-    return proc.returncode == 0, message or f"{argv[0]} exited with {proc.returncode}"
+        done = run_tool(argv, timeout=MOUNT_TIMEOUT)
+    except ToolError as e:
+        return False, str(e)
+    return done.returncode == 0, done.message or f"{argv[0]} exited with {done.returncode}"
 
 
 def apply_device(devnode: str, apply: Callable[[str], T]) -> T | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -96,15 +95,14 @@ def _unescape(text: str) -> str:
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    """(exit status, stderr or stdout) of argv; 127 when it cannot be run."""
+    """(exit status, stderr or stdout) of argv; 124 when it hangs, 127 when it cannot run."""
+    from edgeinit.target.exec import ToolError, run_tool
+
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, f"{argv[0]} did not finish within {timeout:g} s"
-    except OSError as e:
-        return 127, f"cannot run {argv[0]}: {e.strerror or e}"
-    return proc.returncode, (proc.stderr.strip() or proc.stdout.strip())
+        done = run_tool(argv, timeout=timeout)
+    except ToolError as e:
+        return (124 if e.kind == "timeout" else 127), str(e)
+    return done.returncode, done.message
 
 
 class Executor:

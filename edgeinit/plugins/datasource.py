@@ -819,23 +819,21 @@ def _vmware(ds: DataSource, ctx: Context) -> Found:
     tool = os.environ.get(variable) or default
 
     def get(key: str) -> str | None:
-        import subprocess
+        from edgeinit.target.exec import ToolError, run_tool
 
         log.info("datasource: vmware: %s 'info-get %s' (gives up after %g s)", tool, key,
                  RPCTOOL_TIMEOUT)
         try:
-            proc = subprocess.run([tool, f"info-get {key}"], capture_output=True,
-                                  stdin=subprocess.DEVNULL, timeout=RPCTOOL_TIMEOUT,
-                                  check=False)
-        except FileNotFoundError:
-            raise NoAnswer(f"{tool} is not installed (open-vm-tools)") from None
-        except subprocess.TimeoutExpired:
-            raise NoAnswer(f"{tool} did not answer within {RPCTOOL_TIMEOUT:g} s") from None
-        except OSError as e:
-            raise NoAnswer(f"cannot run {tool}: {e.strerror or e}") from None
-        if proc.returncode != 0:
+            done = run_tool([tool, f"info-get {key}"], timeout=RPCTOOL_TIMEOUT)
+        except ToolError as e:
+            if e.kind == "missing":
+                raise NoAnswer(f"{tool} is not installed (open-vm-tools)") from None
+            if e.kind == "timeout":
+                raise NoAnswer(f"{tool} did not answer within {RPCTOOL_TIMEOUT:g} s") from None
+            raise NoAnswer(str(e)) from None
+        if done.returncode != 0:
             return None  # not set (or not a VMware guest)
-        return proc.stdout.decode("utf-8", "surrogateescape").removesuffix("\n")
+        return done.stdout.decode("utf-8", "surrogateescape").removesuffix("\n")
 
     def present(value: str | None) -> bool:
         return value is not None and len(value) > 1 and value != "---"

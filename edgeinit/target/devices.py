@@ -21,7 +21,6 @@ import contextlib
 import glob
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 
@@ -44,15 +43,13 @@ class MountError(DeviceError):
 def _run(argv: list[str], timeout: float = COMMAND_TIMEOUT,
          env: dict[str, str] | None = None) -> tuple[int, bytes, str]:
     """(exit status, stdout, stderr) of argv; DeviceError when it cannot be run or hangs."""
+    from edgeinit.target.exec import ToolError, run_tool
+
     try:
-        proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
-                              timeout=timeout, check=False,
-                              env={**os.environ, **env} if env else None)
-    except subprocess.TimeoutExpired:
-        raise DeviceError(f"{argv[0]} did not finish within {timeout:g} s") from None
-    except OSError as e:
-        raise DeviceError(f"cannot run {argv[0]}: {e.strerror or e}") from None
-    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace").strip()
+        done = run_tool(argv, timeout=timeout, env={**os.environ, **env} if env else None)
+    except ToolError as e:
+        raise DeviceError(str(e)) from None
+    return done.returncode, done.stdout, done.err.strip()
 
 
 def by_label(label: str) -> list[str]:

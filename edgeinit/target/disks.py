@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from edgeinit.log import log
 from edgeinit.model import Record
 from edgeinit.target import exec as exec_
 from edgeinit.target.changes import ApplyError
+from edgeinit.target.exec import ToolError, run_tool
 
 MIB = 1024 * 1024
 TABLE_TIMEOUT = 60.0  # seconds for one partition-table tool call
@@ -74,20 +74,18 @@ def run(argv: list[str], *, stdin: str | None = None, timeout: float = TABLE_TIM
         ok: tuple[int, ...] = (0,)) -> str:
     """Run a tool on the running system; its stdout, or DiskError naming the tool."""
     try:
-        proc = subprocess.run(argv, input=stdin if stdin is not None else "",
-                              capture_output=True, text=True, timeout=timeout, check=False,
-                              env=_env())
-    except FileNotFoundError:
-        raise DiskError(f"{argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise DiskError(f"{' '.join(argv)} did not finish in {timeout:g} s") from None
-    except OSError as e:
-        raise DiskError(f"cannot run {argv[0]}: {e.strerror or e}") from None
-    if proc.returncode not in ok:
-        msg = " ".join((proc.stderr.strip() or proc.stdout.strip()).split())
-        raise DiskError(f"{' '.join(argv)} failed (exit {proc.returncode})"
+        done = run_tool(argv, input=stdin if stdin is not None else "", timeout=timeout,
+                        env=_env())
+    except ToolError as e:
+        if e.kind == "timeout":
+            raise DiskError(f"{' '.join(argv)} did not finish in {timeout:g} s") from None
+        raise DiskError(f"{argv[0]} is not installed" if e.kind == "missing" else str(e)
+                        ) from None
+    if done.returncode not in ok:
+        msg = " ".join(done.message.split())
+        raise DiskError(f"{' '.join(argv)} failed (exit {done.returncode})"
                         + (f": {msg[-500:]}" if msg else ""))
-    return proc.stdout
+    return done.out
 
 
 def settle() -> None:
@@ -174,18 +172,17 @@ def script_device(command: str) -> str:
     if not command.strip():
         raise DiskError("script:// names no command")
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=TABLE_TIMEOUT,
-                              check=False, env=_env())
-    except subprocess.TimeoutExpired:
-        raise DiskError(f"script://{command} did not finish in {TABLE_TIMEOUT:g} s") from None
-    except OSError as e:
-        raise DiskError(f"cannot run script://{command}: {e.strerror or e}") from None
-    if proc.returncode != 0:
-        msg = " ".join(proc.stderr.split())
-        raise DiskError(f"script://{command} failed (exit {proc.returncode})"
+        done = run_tool(["/bin/sh", "-c", command], timeout=TABLE_TIMEOUT, env=_env())
+    except ToolError as e:
+        if e.kind == "timeout":
+            raise DiskError(f"script://{command} did not finish in {TABLE_TIMEOUT:g} s"
+                            ) from None
+        raise DiskError(f"cannot run script://{command}: {e}") from None
+    if done.returncode != 0:
+        msg = " ".join(done.err.split())
+        raise DiskError(f"script://{command} failed (exit {done.returncode})"
                         + (f": {msg[-300:]}" if msg else ""))
-    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    lines = [line.strip() for line in done.out.splitlines() if line.strip()]
     if len(lines) != 1:
         what = "nothing" if not lines else f"{len(lines)} lines"
         raise DiskError(f"script://{command} printed {what}; it must print one device path")

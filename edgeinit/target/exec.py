@@ -75,3 +75,76 @@ def run_shell(root: str, command: str, timeout: float | None = None) -> CommandR
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+class ToolError(Exception):
+    """A program that could not be started or did not finish in time.
+
+    `kind` is "missing" (not installed), "start" (could not be started) or "timeout";
+    callers reword it in their own terms (GitError, DiskError, ...).
+    """
+
+    def __init__(self, kind: str, program: str, message: str, timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.program = program
+        self.timeout = timeout
+
+
+class ToolResult(Record):
+    """What a bounded program run left: its exit status and both output streams."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    @property
+    def message(self) -> str:
+        """stderr, else stdout, stripped: what to quote when the program failed."""
+        return self.err.strip() or self.out.strip()
+
+
+def run_tool(
+    argv: list[str],
+    *,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    input: bytes | str | None = None,
+) -> ToolResult:
+    """Run a program of the machine edgeinit runs on (not chrooted), bounded.
+
+    Output is captured; stdin is `input` or nothing. On timeout the whole process group
+    is killed. Raises ToolError when the program is missing, cannot start or hangs; a
+    non-zero exit status is the caller's to judge.
+    """
+    import subprocess
+
+    timeout = command_timeout() if timeout is None else timeout
+    program = os.path.basename(argv[0])
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+            start_new_session=True)
+    except FileNotFoundError:
+        raise ToolError("missing", program, f"{program} is not installed") from None
+    except OSError as e:
+        raise ToolError("start", program, f"cannot run {program}: {e.strerror or e}") from None
+    try:
+        out, err = proc.communicate(input=data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()
+        raise ToolError("timeout", program, f"{program} did not finish within {timeout:g} s",
+                        timeout) from None
+    return ToolResult(proc.returncode, out or b"", err or b"")

@@ -149,35 +149,22 @@ class Session:
     def run(self, *args: str, repo: str | None = None, check: bool = True) -> str:
         """git ARGS (in `repo` when given); its standard output. GitError when it fails
         (unless check=False: then "" for a non-zero exit)."""
-        import signal
-        import subprocess
+        from edgeinit.target.exec import ToolError, run_tool
 
-        from edgeinit.target.exec import command_timeout
-
-        timeout = command_timeout()
         try:
-            proc = subprocess.Popen(
-                self.argv(args, repo), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=self.env, cwd=repo or self.tmp,
-                start_new_session=True)
-        except OSError as e:
-            raise GitError(f"cannot run git: {e.strerror or e}") from None
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise GitError(f"git {args[0]} did not finish within {timeout:g} s "
-                           "(EDGEINIT_COMMAND_TIMEOUT)") from None
-        if proc.returncode != 0:
+            done = run_tool(self.argv(args, repo), env=self.env, cwd=repo or self.tmp)
+        except ToolError as e:
+            if e.kind == "timeout":
+                raise GitError(f"git {args[0]} did not finish within {e.timeout:g} s "
+                               "(EDGEINIT_COMMAND_TIMEOUT)") from None
+            raise GitError(f"cannot run git: {e}") from None
+        if done.returncode != 0:
             if not check:
                 return ""
-            text = err.decode("utf-8", "replace").strip() or out.decode("utf-8", "replace")
-            lines = [line for line in text.strip().splitlines() if line.strip()][-8:]
-            why = "; ".join(lines) or f"exit status {proc.returncode}"
+            lines = [line for line in done.message.splitlines() if line.strip()][-8:]
+            why = "; ".join(lines) or f"exit status {done.returncode}"
             raise GitError(self.remote.mask(f"git {args[0]} failed: {why}"))
-        return out.decode("utf-8", "replace")
+        return done.out
 
     # -- queries --------------------------------------------------------------------
 

@@ -146,31 +146,22 @@ def _tool(name: str) -> str:
 
 def _run(argv: list[str]) -> bytes:
     """Run a tool, bounded by EDGEINIT_COMMAND_TIMEOUT; its stdout, ImageError on failure."""
-    import signal
-    import subprocess
+    from edgeinit.target.exec import ToolError, run_tool
 
-    from edgeinit.target.exec import command_timeout
-
-    timeout = command_timeout()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "LC_ALL": "C"})
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise ImageError(f"{os.path.basename(argv[0])} did not finish within {timeout:g} s "
-                         "(EDGEINIT_COMMAND_TIMEOUT)") from None
-    if proc.returncode != 0:
+        done = run_tool(argv, env={**os.environ, "LC_ALL": "C"})
+    except ToolError as e:
+        suffix = " (EDGEINIT_COMMAND_TIMEOUT)" if e.kind == "timeout" else ""
+        raise ImageError(f"{e}{suffix}") from None
+    out = done.stdout
+    if done.returncode != 0:
         lines = []
-        for line in err.decode("utf-8", "replace").splitlines():
+        for line in done.err.splitlines():
             found = _LOGRUS.match(line)
             line = found[1].replace('\\"', '"') if found else line.strip(" \t\u2022\u2a2f")
             if line and line not in ("... done",):
                 lines.append(line)
-        why = "; ".join(lines[-4:]) or f"exit status {proc.returncode}"
+        why = "; ".join(lines[-4:]) or f"exit status {done.returncode}"
         raise ImageError(f"{os.path.basename(argv[0])}: {why}")
     return out
 

@@ -264,3 +264,31 @@ def test_new_dir_in_a_setgid_directory_gets_the_asked_group(setgid_dir: Path) ->
     fs.make_dir(str(d), 0o755, os.geteuid(), os.getegid())
     st = os.stat(d)
     assert (st.st_uid, st.st_gid, _mode(d)) == (os.geteuid(), os.getegid(), 0o755)
+
+
+def test_run_tool_bounds_kills_the_group_and_says_why(tmp_path: Path) -> None:
+    """The one bounded runner the target layer's tools share: output captured, a
+    missing program and a hang are ToolErrors of their kind, and a hang's children die
+    with it (the process group is killed)."""
+    import time
+
+    from edgeinit.target.exec import ToolError, run_tool
+
+    done = run_tool(["/bin/sh", "-c", "printf out; printf err >&2; exit 3"])
+    assert (done.returncode, done.out, done.err, done.message) == (3, "out", "err", "err")
+    assert run_tool(["/bin/cat"], input="fed").out == "fed"
+    with pytest.raises(ToolError) as missing:
+        run_tool([str(tmp_path / "no-such-tool")])
+    assert missing.value.kind == "missing" and "no-such-tool is not installed" in str(missing.value)
+    pidfile = tmp_path / "child.pid"
+    with pytest.raises(ToolError) as hung:
+        run_tool(["/bin/sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"], timeout=0.5)
+    assert hung.value.kind == "timeout" and "did not finish within 0.5 s" in str(hung.value)
+    child = int(pidfile.read_text())
+    for _ in range(50):  # the kill is asynchronous; the child is gone within moments
+        if not os.path.exists(f"/proc/{child}") or "Z" in Path(
+                f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the hung tool's child {child} survived")
