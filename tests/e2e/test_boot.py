@@ -51,44 +51,57 @@ def checks_of(b: vm.Boot) -> vm.Boot:
 
 
 class Events:
-    """A unit's job events from the guest journal: starting / started / failed at us."""
+    """A unit's start and end, from `systemctl show` where the guest's systemd still
+    knows the unit (the real root's units), else from the journal (the initrd's).
+
+    The journal alone is not reliable under emulation: PID 1 logs to the kernel ring
+    buffer until journald is back after switch-root (those lines lose their MESSAGE_ID),
+    and on a loaded host journald was seen to miss a unit's "Finished" line. systemd's
+    own timestamps (InactiveExit = start, ActiveEnter = done) are the same facts.
+    """
 
     def __init__(self, b: vm.Boot, unit: str) -> None:
         self.unit = unit
         self.events = b.json(f"unit.{unit}")
-        # PID 1 logs to the kernel ring buffer until journald is back after switch-root;
-        # such lines reach the journal without their MESSAGE_ID, so a unit started in
-        # that window has no "starting" event. `systemctl show` has its start time.
         shown = b.checks.get(f"show.{unit}")
         self.show = json.loads(shown) if shown else {}
 
     def times(self, event: str) -> list[int]:
         return [e["us"] for e in self.events if e["event"] == event]
 
-    def _shown_start(self) -> int:
-        return int(self.show.get("InactiveExitTimestampMonotonic") or 0)
+    def _shown(self, key: str) -> int:
+        return int(self.show.get(key) or 0)
 
     @property
     def starts(self) -> int:
-        n = len(self.times("starting"))
-        if n == 0 and self._shown_start() > 0 and self.times("started"):
-            return 1  # started once; the journal missed its "starting" line (see above)
-        return n
+        journal = len(self.times("starting"))
+        if self.show:
+            return max(journal, 1 if self._shown("InactiveExitTimestampMonotonic") else 0)
+        return journal
 
     @property
     def start(self) -> int:
-        t = self.times("starting") or ([self._shown_start()] if self._shown_start() else [])
-        assert t, f"{self.unit} never started: {self.events}"
+        t = ([self._shown("InactiveExitTimestampMonotonic")] if self.show
+             else self.times("starting"))
+        assert t and t[0], f"{self.unit} never started: {self.events} {self.show}"
         return t[0]
 
     @property
     def end(self) -> int:
-        t = [e["us"] for e in self.events if e["event"] in ("started", "failed")]
-        assert t, f"{self.unit} never finished: {self.events}"
+        if self.show:
+            t = [self._shown("ActiveEnterTimestampMonotonic")]
+        else:
+            t = [e["us"] for e in self.events if e["event"] in ("started", "failed")]
+        assert t and t[0], f"{self.unit} never finished: {self.events} {self.show}"
         return t[0]
 
     @property
     def result(self) -> str | None:
+        if self.show:
+            if self.show.get("Result") == "success" and self.show.get("ActiveState") in (
+                    "active", "inactive") and self._shown("ActiveEnterTimestampMonotonic"):
+                return "done"
+            return str(self.show.get("Result"))
         done = [e["result"] for e in self.events if e["event"] in ("started", "failed")]
         return done[-1] if done else None
 
