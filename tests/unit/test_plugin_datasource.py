@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from edgeinit.plugins import datasource as ds
+from edgeinit.plugins.datasource import cloud, media
 from edgeinit.target import devices
 from edgeinit.target.changes import RunCommand
 from tests.unit.plugin_harness import StepRun, run_step
@@ -314,16 +315,16 @@ def test_what_loads_as_a_config(text, loads):
 def test_metadata_timeout_defaults_to_2_s_and_never_exceeds_the_fetch_timeout(monkeypatch):
     monkeypatch.delenv("EDGEINIT_DATASOURCE_TIMEOUT", raising=False)
     monkeypatch.delenv("EDGEINIT_FETCH_TIMEOUT", raising=False)
-    assert ds.metadata_timeout() == 2.0
+    assert cloud.metadata_timeout() == 2.0
     monkeypatch.setenv("EDGEINIT_DATASOURCE_TIMEOUT", "12")
-    assert ds.metadata_timeout() == 12.0
+    assert cloud.metadata_timeout() == 12.0
     monkeypatch.setenv("EDGEINIT_FETCH_TIMEOUT", "1")
-    assert ds.metadata_timeout() == 1.0
+    assert cloud.metadata_timeout() == 1.0
     monkeypatch.setenv("EDGEINIT_DATASOURCE_TIMEOUT", "100")
     monkeypatch.setenv("EDGEINIT_FETCH_TIMEOUT", "100")
-    assert ds.metadata_timeout() == 30.0  # SPEC 8
+    assert cloud.metadata_timeout() == 30.0  # SPEC 8
     monkeypatch.setenv("EDGEINIT_DATASOURCE_TIMEOUT", "junk")
-    assert ds.metadata_timeout() == 2.0
+    assert cloud.metadata_timeout() == 2.0
 
 
 def test_metadata_requests_never_go_through_a_proxy(http_server, monkeypatch):
@@ -336,7 +337,7 @@ def test_metadata_requests_never_go_through_a_proxy(http_server, monkeypatch):
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     try:
-        md = ds.Metadata("aws", base)
+        md = cloud.Metadata("aws", base)
         assert md.probe("/latest/meta-data/hostname") == b"n1"
     finally:
         dead.close()
@@ -344,7 +345,7 @@ def test_metadata_requests_never_go_through_a_proxy(http_server, monkeypatch):
 
 def test_http_errors_are_statuses_and_unreachable_is_no_answer(http_server):
     base = http_server({"/gone": (410, "gone"), "/ok": (200, "yes")})
-    md = ds.Metadata("gcp", base)
+    md = cloud.Metadata("gcp", base)
     assert md.request(base + "/gone") == (410, b"gone")
     with pytest.raises(ds.NoAnswer, match=r"/missing: HTTP 404$"):
         md.probe("/missing")
@@ -358,7 +359,7 @@ def test_an_optional_item_that_times_out_stops_the_other_optional_items(http_ser
                                                                         monkeypatch):
     monkeypatch.setenv("EDGEINIT_DATASOURCE_TIMEOUT", "0.3")
     base = http_server({"/slow": (200, "late", 3.0), "/fast": (200, "quick")})
-    md = ds.Metadata("aws", base)
+    md = cloud.Metadata("aws", base)
     assert md.optional("/slow") is None
     assert md.optional("/fast") is None  # not asked: the service stalls
     assert md.warnings == [f"aws: {base}/slow: no answer within 0.3 s; skipped"]
@@ -375,7 +376,7 @@ def test_name_resolution_is_bounded_too(monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", stuck)
-    md = ds.Metadata("gcp", "http://metadata.invalid")
+    md = cloud.Metadata("gcp", "http://metadata.invalid")
     with pytest.raises(ds.NoAnswer, match=r"metadata\.invalid not resolved within 0\.2 s"):
         md.probe("/computeMetadata/v1/instance/hostname")
 
@@ -385,7 +386,7 @@ def test_name_resolution_is_bounded_too(monkeypatch):
     (b"under_score!", "'under_score!' is not a valid hostname"),
 ])
 def test_a_hostname_must_be_one(body, message):
-    md = ds.Metadata("aws", "http://127.0.0.1:1")
+    md = cloud.Metadata("aws", "http://127.0.0.1:1")
     with pytest.raises(ds.BadMetadata, match=message):
         md.check_hostname("http://127.0.0.1:1/h", body)
     assert md.check_hostname("u", b"ip-10-0-0-1.ec2.internal\n") == b"ip-10-0-0-1.ec2.internal\n"
@@ -404,11 +405,11 @@ def test_vmware_encodings():
         return encodings.get(key.removesuffix(".encoding"))
 
     for key in values:
-        assert ds._vmware_decode(get, key, values[key]) == text
+        assert cloud._vmware_decode(get, key, values[key]) == text
     with pytest.raises(ds.BadMetadata, match="unknown encoding 'rot13'"):
-        ds._vmware_decode(lambda k: "rot13", "guestinfo.userdata", "x")
+        cloud._vmware_decode(lambda k: "rot13", "guestinfo.userdata", "x")
     with pytest.raises(ds.BadMetadata, match="not valid base64"):
-        ds._vmware_decode(lambda k: "base64", "guestinfo.userdata", "!!!")
+        cloud._vmware_decode(lambda k: "base64", "guestinfo.userdata", "!!!")
 
 
 # -- devices -----------------------------------------------------------------------------------
@@ -442,13 +443,13 @@ def test_media_candidates_labelled_first_then_optical_drives_each_once(monkeypat
         return ("config", b"name: sr1\n")
 
     monkeypatch.setattr(devices, "read_first", read_first)
-    got = ds._cdrom(ds.DataSource(), None)  # type: ignore[arg-type]
+    got = media._cdrom(ds.DataSource(), None)  # type: ignore[arg-type]
     assert read == ["/dev/loop3", "/dev/sr0", "/dev/sr1"]
     assert (got.provider, got.where, got.user_data) == ("cdrom", "/dev/sr1: config",
                                                         b"name: sr1\n")
     monkeypatch.setattr(devices, "cdrom_drives", lambda: ["/dev/sr0"])
     with pytest.raises(ds.NoAnswer) as e:
-        ds._cdrom(ds.DataSource(), None)  # type: ignore[arg-type]
+        media._cdrom(ds.DataSource(), None)  # type: ignore[arg-type]
     assert str(e.value) == ("/dev/loop3: cannot mount /dev/loop3 as iso9660: wrong fs type; "
                             "/dev/sr0: no user-data or config")
 
